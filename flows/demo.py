@@ -1,0 +1,68 @@
+"""The main job: the whole yearly cycle of an example region in simulated time.
+
+Runs the daily tick (a real Prefect flow run) on each day something is due, approves the
+rendered memos as a simulated coordinator, and runs the tick once more to dispatch them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from hytetu import db, memos, phases
+from hytetu.simulate import tick_times
+from hytetu.state import cycle_view
+
+
+def run_demo(config: Path, out: Path, echo: Callable[[str], None] = print) -> dict:
+    from flows.annual_cycle import annual_cycle  # Prefect is imported only when running
+
+    url = db.database_url()
+    report = phases.load(config, url, actor="demo")
+    echo(f"Loaded {config} into {url} ({report.did['changes']} changes)")
+    for warning in report.files:
+        echo(f"  warning: {warning}")
+    with db.session_scope(url) as s:
+        ticks = tick_times(cycle_view(s))
+    for at in ticks:
+        due = annual_cycle(as_of=at, out_dir=str(out))
+        echo(f"{at:%Y-%m-%d}: {', '.join(due) if due else 'nothing due'}")
+    with db.session_scope(url) as s:
+        view = cycle_view(s)
+        approve_at = ticks[-1] + timedelta(days=1)
+        drafts = [v for v in memos.latest_versions(view) if v.status == "draft"]
+        for v in drafts:
+            memos.decide(view, v.id, approve=True, actor="demo: simulated coordinator",
+                         comment="approved in the demo", at=approve_at)
+    echo(f"{approve_at:%Y-%m-%d}: {len(drafts)} memos approved (simulated coordinator)")
+    dispatch_at = approve_at + timedelta(hours=1)
+    due = annual_cycle(as_of=dispatch_at, out_dir=str(out))
+    echo(f"{dispatch_at:%Y-%m-%d}: {', '.join(due) if due else 'nothing due'}")
+    return summary(url, out)
+
+
+def summary(url: str, out: Path) -> dict:
+    from sqlalchemy import func, select
+
+    with db.session_scope(url) as s:
+        view = cycle_view(s)
+        by_purpose = dict(
+            s.execute(
+                select(db.OutgoingMessage.purpose, func.count())
+                .filter_by(cycle_id=view.cycle.id, state="sent")
+                .group_by(db.OutgoingMessage.purpose)
+            ).all()
+        )
+        failed = s.scalar(
+            select(func.count()).select_from(db.OutgoingMessage).filter_by(state="failed")
+        )
+        findings = s.scalar(select(func.count()).select_from(db.Finding))
+        return {
+            "sessions": len(view.sessions()),
+            "findings": findings,
+            "messages": by_purpose,
+            "failed": failed,
+            "memos": [v.filename for v in memos.latest_versions(view)],
+            "out": str(out),
+        }

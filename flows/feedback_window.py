@@ -1,0 +1,35 @@
+"""The feedback window: open it with a notice, remind before the deadline, close it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import flow
+
+from hytetu.phases import default_out_dir, resolve_as_of
+from tasks import phases
+from tasks.reporting import publish
+
+
+def _step(step: str, as_of: datetime | None, out_dir: str | None) -> dict:
+    report = phases.feedback_step(step, resolve_as_of(as_of), out_dir or default_out_dir())
+    publish(report)
+    return report
+
+
+@flow(name="open-feedback-window", log_prints=True)
+def open_feedback_window(as_of: datetime | None = None, out_dir: str | None = None) -> dict:
+    """Open the window and tell every contact how to respond and by when."""
+    return _step("open", as_of, out_dir)
+
+
+@flow(name="remind-feedback-window", log_prints=True)
+def remind_feedback_window(as_of: datetime | None = None, out_dir: str | None = None) -> dict:
+    """Remind every contact of the deadline (once)."""
+    return _step("remind", as_of, out_dir)
+
+
+@flow(name="close-feedback-window", log_prints=True)
+def close_feedback_window(as_of: datetime | None = None, out_dir: str | None = None) -> dict:
+    """Close the window at the deadline; later responses are marked late."""
+    return _step("close", as_of, out_dir)

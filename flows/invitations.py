@@ -1,0 +1,19 @@
+"""Session invitations: calendar invites, updates, cancellations and reminders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import flow
+
+from hytetu.phases import default_out_dir, resolve_as_of
+from tasks import phases
+from tasks.reporting import publish
+
+
+@flow(name="send-invitations", log_prints=True)
+def send_invitations(as_of: datetime | None = None, out_dir: str | None = None) -> dict:
+    """Send the invitations that are due: new, moved or cancelled sessions, and reminders."""
+    report = phases.send_invitations(resolve_as_of(as_of), out_dir or default_out_dir())
+    publish(report)
+    return report

@@ -1,0 +1,19 @@
+"""Import the notes of the sessions that have been held."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import flow
+
+from hytetu.phases import resolve_as_of
+from tasks import phases
+from tasks.reporting import publish
+
+
+@flow(name="import-session-notes", log_prints=True)
+def import_session_notes(as_of: datetime | None = None) -> dict:
+    """Read notes/<session>.yaml of every held session whose notes are new or changed."""
+    report = phases.import_notes(resolve_as_of(as_of))
+    publish(report)
+    return report

@@ -1,0 +1,205 @@
+"""The ``hytetu`` command: parses, calls the core, turns domain errors into clear messages.
+
+Exit codes: 0 ok, 1 the operation failed, 2 invalid input (config or notes).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hytetu import db
+from hytetu.errors import ConfigError, HytetuError, NotesError
+
+app = typer.Typer(
+    help="hytetu: the yearly welfare and health promotion negotiations (Act 612/2021 s. 7(4)).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="The application database.", no_args_is_help=True)
+memos_app = typer.Typer(help="Review and approve memos.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(memos_app, name="memos")
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "examples" / "keski-suomi-2025"
+
+
+def _fail(error: HytetuError) -> None:
+    typer.echo(f"error: {error}", err=True)
+    raise typer.Exit(2 if isinstance(error, ConfigError | NotesError) else 1)
+
+
+@app.command()
+def validate(path: Annotated[Path, typer.Argument(help="A config folder")]) -> None:
+    """Check a config folder; list every problem as file:line: field: what is wrong."""
+    from hytetu.config import load_config
+
+    try:
+        config = load_config(path)
+    except ConfigError as e:
+        typer.echo(f"{path}: {len(e.problems)} problem(s)", err=True)
+        for p in e.problems:
+            typer.echo(f"  {p}", err=True)
+        raise typer.Exit(2) from None
+    rf, cf = config.region_file, config.cycle_file
+    contacts = sum(len(x.contacts) for x in [*rf.municipalities, *rf.stakeholders])
+    typer.echo(f"{path}: valid")
+    typer.echo(f"  region          {config.region.id} ({', '.join(config.region.languages)})")
+    typer.echo(f"  cycle           {cf.cycle.year}, plan period {cf.cycle.plan_period or '-'}")
+    typer.echo(f"  municipalities  {len(rf.municipalities)}")
+    typer.echo(f"  groups          {len(rf.groups)}")
+    typer.echo(f"  stakeholders    {len(rf.stakeholders)}")
+    typer.echo(f"  contacts        {contacts}")
+    typer.echo(f"  sessions        {len(cf.sessions)}")
+    typer.echo(
+        f"  goal matrix     {len(cf.goal_matrix.priority_areas)} × "
+        f"{len(cf.goal_matrix.service_areas)} = {len(cf.goal_matrix.cells)} cells"
+    )
+    typer.echo(f"  feedback        {cf.feedback.opens} – {cf.feedback.deadline}")
+    for w in config.warnings:
+        typer.echo(f"  warning: {w}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database at HYTETU_DATABASE_URL (default sqlite:///hytetu.db)."""
+    from hytetu.migrate import upgrade
+
+    upgrade()
+    typer.echo("database is up to date")
+
+
+@app.command()
+def load(path: Annotated[Path, typer.Argument(help="A config folder")]) -> None:
+    """Validate a config folder and load it into the database (idempotent)."""
+    from hytetu.phases import load as load_phase
+
+    try:
+        report = load_phase(path, actor="cli")
+    except HytetuError as e:
+        _fail(e)
+        return
+    typer.echo(f"loaded {path}: {report.did['changes']} change(s)")
+    for w in report.files:
+        typer.echo(f"  warning: {w}")
+
+
+@app.command()
+def tick(
+    as_of: Annotated[
+        datetime | None, typer.Option(help="Simulated time (region's zone); default now")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("hytetu-out"),
+) -> None:
+    """Run the daily tick once, as a Prefect flow run."""
+    from flows.annual_cycle import annual_cycle
+
+    try:
+        due = annual_cycle(as_of=as_of, out_dir=str(out))
+    except HytetuError as e:
+        _fail(e)
+        return
+    typer.echo(", ".join(due) if due else "nothing is due")
+
+
+@memos_app.command("list")
+def memos_list() -> None:
+    """The newest version of each memo and its state."""
+    from hytetu.memos import latest_versions
+    from hytetu.state import cycle_view
+
+    try:
+        with db.session_scope() as s:
+            for v in latest_versions(cycle_view(s)):
+                typer.echo(f"{v.id:>5}  {v.status:<9} v{v.number}  {v.filename}")
+    except HytetuError as e:
+        _fail(e)
+
+
+def _decide(version_ids: list[int], approve: bool, comment: str | None, by: str) -> None:
+    from hytetu.memos import decide
+    from hytetu.state import cycle_view
+
+    try:
+        with db.session_scope() as s:
+            view = cycle_view(s)
+            for vid in version_ids:
+                v = decide(view, vid, approve=approve, actor=by, comment=comment)
+                typer.echo(f"{v.filename}: {v.status}")
+    except HytetuError as e:
+        _fail(e)
+
+
+@memos_app.command("approve")
+def memos_approve(
+    version_ids: Annotated[list[int], typer.Argument(help="Version ids from 'memos list'")],
+    comment: Annotated[str | None, typer.Option(help="A note kept with the decision")] = None,
+    by: Annotated[str, typer.Option(help="Who approves")] = os.environ.get("USER", "admin"),
+) -> None:
+    """Approve memo versions: they are frozen and can be dispatched."""
+    _decide(version_ids, True, comment, by)
+
+
+@memos_app.command("reject")
+def memos_reject(
+    version_ids: Annotated[list[int], typer.Argument(help="Version ids from 'memos list'")],
+    comment: Annotated[str | None, typer.Option(help="Why; kept with the decision")] = None,
+    by: Annotated[str, typer.Option(help="Who rejects")] = os.environ.get("USER", "admin"),
+) -> None:
+    """Reject memo versions: they can never be dispatched."""
+    _decide(version_ids, False, comment, by)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Where the demo writes everything")] = Path(
+        "hytetu-demo"
+    ),
+    config: Annotated[Path, typer.Option(help="The config folder to simulate")] = EXAMPLE,
+    verbose: Annotated[bool, typer.Option(help="Show Prefect's own logs")] = False,
+) -> None:
+    """Run a whole yearly cycle in simulated time: SQLite, the file outbox, real flow runs."""
+    out = out.resolve()
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    os.environ["HYTETU_DATABASE_URL"] = f"sqlite:///{out / 'hytetu.db'}"
+    os.environ.setdefault("PREFECT_HOME", str(out / "prefect"))
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from flows.demo import run_demo
+
+    try:
+        result = run_demo(config, out, echo=typer.echo)
+    except HytetuError as e:
+        _fail(e)
+        return
+    messages = result["messages"]
+    typer.echo("")
+    typer.echo("Demo finished")
+    typer.echo(f"  sessions            {result['sessions']}")
+    typer.echo(f"  invitations sent    {messages.get('invitation', 0)}")
+    typer.echo(f"  session reminders   {messages.get('reminder', 0)}")
+    typer.echo(
+        f"  feedback notices    {messages.get('feedback_open', 0)} + "
+        f"{messages.get('feedback_reminder', 0)} reminders"
+    )
+    typer.echo(f"  findings imported   {result['findings']}")
+    typer.echo(f"  memos rendered      {len(result['memos'])}")
+    typer.echo(f"  memos dispatched    {messages.get('memo', 0)} letters to registries")
+    typer.echo(f"  failed messages     {result['failed']}")
+    typer.echo(f"  outbox (.eml)       {out / 'outbox'}")
+    typer.echo(f"  calendars (.ics)    {out / 'calendars'}")
+    typer.echo(f"  memos (PDF/A)       {out / 'memos'}")
+    typer.echo(f"  database            {out / 'hytetu.db'}")
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,513 @@
+"""The configuration of a region and its yearly cycle: schema, loading and checks.
+
+A config folder holds ``region.yaml`` and ``cycle.yaml`` (see docs/config-format.md).
+``load_config`` returns a validated ``Config`` or raises ``ConfigError`` listing every
+problem as ``file:line: field: what is wrong``. Nothing regional is hard-coded here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+from hytetu.errors import ConfigError, Problem
+from hytetu.mail import MailSettings
+from hytetu.yamlsource import YamlDoc, YamlSyntaxError, load_yaml
+
+REGION_FILE = "region.yaml"
+CYCLE_FILE = "cycle.yaml"
+DEFAULT_LANGUAGE_KEY = "*"
+
+
+def _to_localized(value: Any) -> Any:
+    if isinstance(value, str):
+        return {DEFAULT_LANGUAGE_KEY: value}
+    return value
+
+
+Id = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=80),
+    Field(description="Lowercase ascii letters, digits and '-', e.g. jamsa"),
+]
+LocalizedText = Annotated[
+    dict[str, Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]],
+    BeforeValidator(_to_localized),
+    Field(description="Plain text, or a mapping from language code to text: {fi: ..., sv: ...}"),
+]
+StakeholderType = Literal[
+    "ngo", "parish", "employment_area", "company", "county_unit", "public_body"
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+class Person(_Model):
+    name: str = Field(min_length=1)
+    email: EmailStr
+    phone: str | None = None
+
+
+class Contact(_Model):
+    """A person who is invited and notified: hyte coordinator, NGO worker, county staff..."""
+
+    name: str = Field(min_length=1)
+    email: EmailStr
+    role: str = Field("contact", description="e.g. hyte_coordinator, employment, ngo, parish")
+    language: str | None = Field(None, description="fi, sv...; default the region's first")
+
+
+class RegionInfo(_Model):
+    id: Id
+    name: LocalizedText
+    timezone: str = "Europe/Helsinki"
+    languages: list[Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]] = Field(
+        default=["fi"], min_length=1
+    )
+    sender: Person = Field(description="The county's sending address; organiser of sessions")
+    contact: Person | None = Field(None, description="Contact person named in memos")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {v!r} (use an IANA name such as Europe/Helsinki)"
+            ) from None
+        return v
+
+
+class Municipality(_Model):
+    id: Id
+    name: LocalizedText
+    registry: EmailStr = Field(description="The registry (kirjaamo) address; memos go here")
+    contacts: list[Contact] = []
+
+
+class Group(_Model):
+    """A municipality group (kuntaryhmä): the municipalities that meet in one session."""
+
+    id: Id
+    name: LocalizedText
+    municipalities: list[Id] = Field(min_length=1)
+
+
+class Stakeholder(_Model):
+    """An actor other than a municipality: NGO, parish, employment area, company, county unit."""
+
+    id: Id
+    type: StakeholderType
+    name: LocalizedText
+    municipalities: list[Id] = Field([], description="Where it works; empty = the whole region")
+    contacts: list[Contact] = []
+
+
+class RegionFile(_Model):
+    region: RegionInfo
+    mail: MailSettings = MailSettings()
+    municipalities: list[Municipality] = Field(min_length=1)
+    groups: list[Group] = []
+    stakeholders: list[Stakeholder] = []
+
+
+class CycleInfo(_Model):
+    year: int = Field(ge=2020, le=2100)
+    title: LocalizedText
+    plan_period: str | None = None
+    reference: str | None = Field(None, description="The county's registry (diary) number")
+    invitation_lead_days: int = Field(21, ge=0, le=365)
+    session_reminder_days: int = Field(7, ge=0, le=60)
+    common_threshold: int = Field(2, ge=1, description="Groups needed for a common theme")
+
+
+class FeedbackWindow(_Model):
+    opens: date
+    deadline: date = Field(description="Last day to respond, inclusive, region's time zone")
+    url: str | None = None
+    reminder_days: int = Field(7, ge=0, le=60)
+
+
+class Area(_Model):
+    id: Id
+    name: LocalizedText
+
+
+class Cell(_Model):
+    priority_area: Id
+    service_area: Id
+    goal: LocalizedText
+    background: LocalizedText | None = None
+
+
+class GoalMatrix(_Model):
+    priority_areas: list[Area] = Field(min_length=1)
+    service_areas: list[Area] = Field(min_length=1)
+    cells: list[Cell] = []
+
+
+class Session(_Model):
+    id: Id
+    kind: Literal["group_session", "provider_forum"] = "group_session"
+    group: Id | None = None
+    title: LocalizedText | None = None
+    start: AwareDatetime
+    end: AwareDatetime
+    online_url: str | None = None
+    place: str | None = None
+    invite: list[StakeholderType] = ["ngo", "parish", "employment_area", "county_unit"]
+    status: Literal["scheduled", "cancelled"] = "scheduled"
+
+
+class CycleFile(_Model):
+    cycle: CycleInfo
+    feedback: FeedbackWindow
+    goal_matrix: GoalMatrix
+    sessions: list[Session] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated region and cycle, with helpers for what the rest of hytetu asks of it."""
+
+    folder: Path
+    region_file: RegionFile
+    cycle_file: CycleFile
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def region(self) -> RegionInfo:
+        return self.region_file.region
+
+    @property
+    def cycle(self) -> CycleInfo:
+        return self.cycle_file.cycle
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.region.timezone)
+
+    @property
+    def language(self) -> str:
+        return self.region.languages[0]
+
+    def group(self, group_id: str) -> Group:
+        return next(g for g in self.region_file.groups if g.id == group_id)
+
+    def municipality(self, municipality_id: str) -> Municipality:
+        return next(m for m in self.region_file.municipalities if m.id == municipality_id)
+
+    def feedback_closes_at(self) -> datetime:
+        """The first instant after the deadline day, in the region's zone."""
+        day = self.cycle_file.feedback.deadline + timedelta(days=1)
+        return datetime.combine(day, time(0), self.tz)
+
+    def feedback_opens_at(self) -> datetime:
+        return datetime.combine(self.cycle_file.feedback.opens, time(0), self.tz)
+
+    def invitees(self, session: Session) -> list[tuple[str, Contact]]:
+        """(organisation id, contact) pairs invited to ``session``, without duplicates."""
+        members = set(self.group(session.group).municipalities) if session.group else None
+        orgs: list[tuple[str, str, list[str], list[Contact]]] = [
+            (m.id, "municipality", [m.id], m.contacts) for m in self.region_file.municipalities
+        ] + [(s.id, s.type, s.municipalities, s.contacts) for s in self.region_file.stakeholders]
+        out: list[tuple[str, Contact]] = []
+        seen: set[str] = set()
+        for key, kind, where, contacts in orgs:
+            if is_invited(kind, where, members, session.invite):
+                for c in contacts:
+                    if c.email.lower() not in seen:
+                        seen.add(c.email.lower())
+                        out.append((key, c))
+        return out
+
+
+def is_invited(
+    org_type: str, org_municipalities: list[str], group_members: set[str] | None, invite: list[str]
+) -> bool:
+    """Who is invited to a session: the group's municipalities, and stakeholders of the
+    invited types that work in one of them or in the whole region."""
+    if org_type == "municipality":
+        return group_members is not None and bool(group_members & set(org_municipalities))
+    return org_type in invite and (
+        not org_municipalities
+        or group_members is None
+        or bool(group_members & set(org_municipalities))
+    )
+
+
+def localized(text: dict[str, str] | None, language: str, default: str) -> str:
+    """The text in ``language``, else in the default language, else any."""
+    if not text:
+        return ""
+    for key in (language, DEFAULT_LANGUAGE_KEY, default):
+        if key in text:
+            return text[key]
+    return next(iter(text.values()))
+
+
+_MESSAGES = {
+    "extra_forbidden": "unknown field (check the spelling; see docs/config-format.md)",
+    "missing": "required field is missing",
+    "timezone_aware": "a date and time needs its UTC offset, e.g. 2025-10-23T09:00:00+03:00",
+}
+
+
+def _pydantic_problems(doc: YamlDoc, error: ValidationError) -> list[Problem]:
+    problems = []
+    for e in error.errors():
+        # Drop pydantic's union/function tags so the path matches the YAML.
+        path = tuple(
+            p
+            for p in e["loc"]
+            if isinstance(p, int) or not str(p).startswith(("function-", "dict[", "str"))
+        )
+        message = _MESSAGES.get(e["type"], e["msg"])
+        if e["type"] == "value_error":
+            message = str(e["msg"]).removeprefix("Value error, ")
+        if e["type"] not in ("missing", "extra_forbidden") and "input" in e:
+            shown = repr(e["input"])
+            if len(shown) < 60 and not isinstance(e["input"], dict | list):
+                message += f" (got {shown})"
+        problems.append(doc.problem(path, message))
+    return problems
+
+
+def load_config(folder: Path | str) -> Config:
+    """Load and check a config folder. Raises ``ConfigError`` with every problem found."""
+    folder = Path(folder)
+    if folder.is_file():
+        folder = folder.parent
+    problems: list[Problem] = []
+    docs: dict[str, YamlDoc] = {}
+    for name in (REGION_FILE, CYCLE_FILE):
+        try:
+            docs[name] = load_yaml(folder / name, display=str(folder / name))
+        except YamlSyntaxError as e:
+            problems.append(e.problem)
+    parsed: dict[str, Any] = {}
+    for name, model in ((REGION_FILE, RegionFile), (CYCLE_FILE, CycleFile)):
+        doc = docs.get(name)
+        if doc is None:
+            continue
+        if not isinstance(doc.data, dict):
+            problems.append(doc.problem((), "the file must be a YAML mapping (key: value)"))
+            continue
+        try:
+            parsed[name] = model.model_validate(doc.data)
+        except ValidationError as e:
+            problems.extend(_pydantic_problems(doc, e))
+    if problems or len(parsed) < 2:
+        raise ConfigError(f"{folder}: the configuration is invalid", problems=problems)
+    config = Config(folder, parsed[REGION_FILE], parsed[CYCLE_FILE])
+    found = _check(config, docs[REGION_FILE], docs[CYCLE_FILE])
+    errors = [p for p in found if p.severity == "error"]
+    if errors:
+        raise ConfigError(f"{folder}: the configuration is invalid", problems=errors)
+    return Config(config.folder, config.region_file, config.cycle_file, found)
+
+
+def _check(config: Config, rdoc: YamlDoc, cdoc: YamlDoc) -> list[Problem]:
+    """Checks across fields and files that the schema alone cannot make."""
+    out: list[Problem] = []
+    rf, cf = config.region_file, config.cycle_file
+    languages = set(rf.region.languages)
+
+    municipality_ids = _ids_checked(rdoc, ("municipalities",), rf.municipalities, out)
+    group_ids = _ids_checked(rdoc, ("groups",), rf.groups, out)
+    _ids_checked(rdoc, ("stakeholders",), rf.stakeholders, out)
+    _ids_checked(cdoc, ("sessions",), cf.sessions, out)
+    pa_ids = _ids_checked(
+        cdoc, ("goal_matrix", "priority_areas"), cf.goal_matrix.priority_areas, out
+    )
+    sa_ids = _ids_checked(cdoc, ("goal_matrix", "service_areas"), cf.goal_matrix.service_areas, out)
+
+    for gi, g in enumerate(rf.groups):
+        for mi, m in enumerate(g.municipalities):
+            if m not in municipality_ids:
+                out.append(
+                    rdoc.problem(
+                        ("groups", gi, "municipalities", mi), f"unknown municipality {m!r}"
+                    )
+                )
+    for si, s in enumerate(rf.stakeholders):
+        for mi, m in enumerate(s.municipalities):
+            if m not in municipality_ids:
+                out.append(
+                    rdoc.problem(
+                        ("stakeholders", si, "municipalities", mi), f"unknown municipality {m!r}"
+                    )
+                )
+
+    # Languages of texts and contacts.
+    def check_text(doc: YamlDoc, path: tuple, text: dict[str, str] | None) -> None:
+        if not text:
+            return
+        for lang in text:
+            if lang != "*" and lang not in languages:
+                out.append(
+                    doc.problem(
+                        (*path, lang),
+                        f"language {lang!r} is not one of the region's languages "
+                        f"{sorted(languages)}",
+                    )
+                )
+        given = {rf.region.languages[0] if k == "*" else k for k in text}
+        missing = sorted(languages - given)
+        if missing:
+            out.append(doc.problem(path, f"no text in {', '.join(missing)}", severity="warning"))
+
+    check_text(rdoc, ("region", "name"), rf.region.name)
+    for key, items in (("municipalities", rf.municipalities), ("stakeholders", rf.stakeholders)):
+        for i, item in enumerate(items):
+            check_text(rdoc, (key, i, "name"), item.name)
+            for ci, c in enumerate(item.contacts):
+                path = (key, i, "contacts", ci, "language")
+                if c.language is None:
+                    out.append(
+                        rdoc.problem(
+                            path[:-1],
+                            f"contact {c.name} has no language; "
+                            f"{rf.region.languages[0]} is assumed",
+                            severity="warning",
+                        )
+                    )
+                elif c.language not in languages:
+                    out.append(
+                        rdoc.problem(
+                            path, f"language {c.language!r} is not one of {sorted(languages)}"
+                        )
+                    )
+    for gi, g in enumerate(rf.groups):
+        check_text(rdoc, ("groups", gi, "name"), g.name)
+    check_text(cdoc, ("cycle", "title"), cf.cycle.title)
+
+    # The goal matrix: every cell once, no unknown areas.
+    seen_cells: set[tuple[str, str]] = set()
+    for ci, cell in enumerate(cf.goal_matrix.cells):
+        path = ("goal_matrix", "cells", ci)
+        if cell.priority_area not in pa_ids:
+            out.append(
+                cdoc.problem(
+                    (*path, "priority_area"), f"unknown priority area {cell.priority_area!r}"
+                )
+            )
+        if cell.service_area not in sa_ids:
+            out.append(
+                cdoc.problem((*path, "service_area"), f"unknown service area {cell.service_area!r}")
+            )
+        key = (cell.priority_area, cell.service_area)
+        if key in seen_cells:
+            out.append(cdoc.problem(path, f"duplicate cell {key[0]} × {key[1]}"))
+        seen_cells.add(key)
+        check_text(cdoc, (*path, "goal"), cell.goal)
+    for pa in cf.goal_matrix.priority_areas:
+        for sa in cf.goal_matrix.service_areas:
+            if (pa.id, sa.id) not in seen_cells:
+                out.append(
+                    cdoc.problem(
+                        ("goal_matrix", "cells"),
+                        f"missing cell {pa.id} × {sa.id}: every priority area needs a goal "
+                        "for every service area",
+                    )
+                )
+
+    # Sessions.
+    tz = config.tz
+    year = cf.cycle.year
+    for si, s in enumerate(cf.sessions):
+        path = ("sessions", si)
+        if s.end <= s.start:
+            out.append(cdoc.problem((*path, "end"), "the session ends before it starts"))
+        if s.start.astimezone(tz).year != year:
+            out.append(
+                cdoc.problem((*path, "start"), f"the session is outside the cycle year {year}")
+            )
+        for name, value in (("start", s.start), ("end", s.end)):
+            expected = value.astimezone(tz).utcoffset()
+            if value.utcoffset() != expected:
+                out.append(
+                    cdoc.problem(
+                        (*path, name),
+                        f"offset {value.isoformat()[-6:]} is not {rf.region.timezone}'s offset "
+                        f"on that day ({_fmt_offset(expected)}); the time is off by an hour",
+                        severity="warning",
+                    )
+                )
+        if s.kind == "group_session" and not s.group:
+            out.append(cdoc.problem(path, "a group session needs a group"))
+        if s.group and s.group not in group_ids:
+            out.append(cdoc.problem((*path, "group"), f"unknown group {s.group!r}"))
+        if s.title:
+            check_text(cdoc, (*path, "title"), s.title)
+    fb = cf.feedback
+    if fb.deadline < fb.opens:
+        out.append(cdoc.problem(("feedback", "deadline"), "the deadline is before the opening"))
+    scheduled = [s for s in cf.sessions if s.status == "scheduled"]
+    if scheduled:
+        first = min(s.start.astimezone(tz).date() for s in scheduled)
+        if fb.deadline < first:
+            out.append(
+                cdoc.problem(
+                    ("feedback", "deadline"),
+                    f"the deadline {fb.deadline} is before the first session ({first})",
+                )
+            )
+
+    if any(p.severity == "error" for p in out):
+        return out
+    # Warnings: legal, but likely a mistake.
+    in_sessions = {m for s in scheduled if s.group for m in config.group(s.group).municipalities}
+    for mi, m in enumerate(rf.municipalities):
+        if m.id not in in_sessions:
+            out.append(
+                rdoc.problem(
+                    ("municipalities", mi),
+                    f"{localized(m.name, config.language, config.language)} is in no session "
+                    "this cycle",
+                    severity="warning",
+                )
+            )
+    for si, s in enumerate(cf.sessions):
+        if s.status == "scheduled" and not config.invitees(s):
+            out.append(
+                cdoc.problem(
+                    ("sessions", si),
+                    f"session {s.id} has no contacts to invite",
+                    severity="warning",
+                )
+            )
+    return out
+
+
+def _ids_checked(doc: YamlDoc, path: tuple, items: list[Any], out: list[Problem]) -> set[str]:
+    counts = Counter(i.id for i in items)
+    for i, item in enumerate(items):
+        if counts[item.id] > 1:
+            out.append(doc.problem((*path, i, "id"), f"duplicate id {item.id!r} in {path[-1]}"))
+    return set(counts)
+
+
+def _fmt_offset(delta: timedelta | None) -> str:
+    minutes = int((delta or timedelta()).total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"

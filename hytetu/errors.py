@@ -1,0 +1,71 @@
+"""The one exception tree of hytetu.
+
+    HytetuError
+    ├── ConfigError        a config folder is invalid; carries every Problem found
+    ├── NotesError         a session-notes file is invalid; carries every Problem found
+    ├── StateError         an operation does not fit the cycle's state (e.g. dispatch of an
+    │                      unapproved memo)
+    └── DeliveryError      a transport could not deliver a message (recipient, attempt,
+                           permanent)
+
+Each error carries its context as keyword arguments. Only the CLI edge turns them into exit
+codes and messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong (or suspicious) in an input file, located for a person to fix."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+    severity: str = "error"  # "error" | "warning"
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        field = f" {self.field}:" if self.field else ""
+        return f"{where}:{field} {self.message}"
+
+
+class HytetuError(Exception):
+    """Base of every error hytetu raises on purpose."""
+
+
+class _ProblemsError(HytetuError):
+    def __init__(self, message: str, *, problems: list[Problem]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        lines = [self.args[0]] + [f"  {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+class ConfigError(_ProblemsError):
+    """The configuration folder has errors; nothing was written."""
+
+
+class NotesError(_ProblemsError):
+    """A session-notes file has errors; nothing was written."""
+
+
+class StateError(HytetuError):
+    """The cycle is not in a state that allows the operation."""
+
+
+class DeliveryError(HytetuError):
+    """A message could not be delivered. ``permanent`` errors are not retried."""
+
+    def __init__(
+        self, message: str, *, recipient: str = "", attempt: int = 1, permanent: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.recipient = recipient
+        self.attempt = attempt
+        self.permanent = permanent

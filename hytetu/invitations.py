@@ -1,0 +1,262 @@
+"""Session invitations: who gets a REQUEST, an update, a CANCEL or a reminder, as of a time.
+
+Each decision is recorded in ``invitation`` and each message goes through the outbox, so a
+re-run with nothing changed sends nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from hytetu import db
+from hytetu.calendar import Attendee, CalendarEvent, build_calendar, session_uid
+from hytetu.mail import build_message
+from hytetu.outbox import enqueue
+from hytetu.state import CycleView
+
+
+@dataclass
+class InvitationResult:
+    requests: int = 0
+    updates: int = 0
+    cancels: int = 0
+    reminders: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.requests + self.updates + self.cancels + self.reminders
+
+
+def _event(view: CycleView, s: db.MeetingSession, language: str) -> CalendarEvent:
+    title = view.text(view.cycle.title, language)
+    return CalendarEvent(
+        uid=session_uid(view.cycle.year, s.key, view.region.sender_email),
+        sequence=s.sequence,
+        start=s.start,
+        end=s.end,
+        summary=f"{view.session_title(s, language)}: {title}",
+        description=view.render("invitation.txt.j2", language, _context(view, s, language, None)),
+        organizer_name=view.region.sender_name,
+        organizer_email=view.region.sender_email,
+        url=s.online_url,
+        location=s.place,
+        cancelled=s.status == "cancelled",
+    )
+
+
+def _context(
+    view: CycleView, s: db.MeetingSession, language: str, contact: db.Contact | None
+) -> dict:
+    pas, sas, cells = view.matrix()
+    return {
+        "region": view.text(view.region.name, language),
+        "cycle_title": view.text(view.cycle.title, language),
+        "plan_period": view.cycle.plan_period or "",
+        "session_title": view.session_title(s, language),
+        "start": view.local(s.start),
+        "end": view.local(s.end),
+        "online_url": s.online_url,
+        "place": s.place,
+        "cancelled": s.status == "cancelled",
+        "priority_areas": [
+            {
+                "name": view.text(pa.name, language),
+                "goals": [
+                    {
+                        "service_area": view.text(sa.name, language),
+                        "goal": view.text(cells[(pa.key, sa.key)].goal, language),
+                    }
+                    for sa in sas
+                    if (pa.key, sa.key) in cells
+                ],
+            }
+            for pa in pas
+        ],
+        "feedback_deadline": view.cycle.feedback_deadline,
+        "feedback_url": view.cycle.feedback_url,
+        "recipient": contact.name if contact else "",
+        "method": "CANCEL" if s.status == "cancelled" else "REQUEST",
+        "kind": "invite",
+        "sender": view.region.sender_name,
+    }
+
+
+@dataclass(frozen=True)
+class Action:
+    session: db.MeetingSession
+    contact: db.Contact
+    kind: str  # request | update | cancel | reminder
+
+
+def _reminder_key(view: CycleView, s: db.MeetingSession, c: db.Contact) -> str:
+    return f"reminder:{view.cycle.id}:{s.key}:{c.email}"
+
+
+def plan_invitations(view: CycleView, as_of: datetime) -> list[Action]:
+    """What is due ``as_of``: new invitations, updates, cancellations and reminders."""
+    lead = timedelta(days=int(view.cycle.settings.get("invitation_lead_days", 21)))
+    remind = timedelta(days=int(view.cycle.settings.get("session_reminder_days", 7)))
+    sent = set(
+        view.session.scalars(
+            select(db.OutgoingMessage.dedupe_key).filter_by(
+                cycle_id=view.cycle.id, purpose="reminder"
+            )
+        )
+    )
+    actions: list[Action] = []
+    for s in view.sessions():
+        if as_of < s.start - lead or as_of >= s.end:
+            continue
+        invitees = view.invitees(s) if s.status == "scheduled" else []
+        invited_ids = {c.id for c in invitees}
+        known = {
+            inv.contact_id: inv
+            for inv in view.session.scalars(select(db.Invitation).filter_by(session_id=s.id))
+        }
+        for contact_id, inv in known.items():
+            if contact_id not in invited_ids and inv.method == "REQUEST":
+                actions.append(Action(s, view.session.get_one(db.Contact, contact_id), "cancel"))
+        for c in invitees:
+            inv = known.get(c.id)
+            if inv is None:
+                actions.append(Action(s, c, "request"))
+            elif inv.method != "REQUEST" or inv.sequence < s.sequence:
+                actions.append(Action(s, c, "update"))
+            elif s.start - remind <= as_of < s.start and _reminder_key(view, s, c) not in sent:
+                actions.append(Action(s, c, "reminder"))
+    return actions
+
+
+def send_invitations(view: CycleView, as_of: datetime) -> InvitationResult:
+    """Queue the REQUEST / CANCEL / reminder messages that are due ``as_of``."""
+    result = InvitationResult()
+    for a in plan_invitations(view, as_of):
+        s, c = a.session, a.contact
+        if a.kind == "reminder":
+            _remind(view, s, c, as_of)
+            result.reminders += 1
+            continue
+        if a.kind == "cancel":
+            _send(view, s, c, "CANCEL", [Attendee(c.name, c.email)], as_of)
+            inv = view.session.scalars(
+                select(db.Invitation).filter_by(session_id=s.id, contact_id=c.id)
+            ).one()
+            inv.method, inv.sequence, inv.updated_at = "CANCEL", s.sequence + 1, db.utcnow()
+            result.cancels += 1
+            continue
+        attendees = [Attendee(x.name, x.email) for x in view.invitees(s)]
+        _send(view, s, c, "REQUEST", attendees, as_of)
+        if a.kind == "request":
+            view.session.add(
+                db.Invitation(
+                    session_id=s.id, contact_id=c.id, sequence=s.sequence, method="REQUEST"
+                )
+            )
+            result.requests += 1
+        else:
+            inv = view.session.scalars(
+                select(db.Invitation).filter_by(session_id=s.id, contact_id=c.id)
+            ).one()
+            inv.method, inv.sequence, inv.updated_at = "REQUEST", s.sequence, db.utcnow()
+            result.updates += 1
+        view.session.flush()
+    return result
+
+
+def _send(
+    view: CycleView,
+    s: db.MeetingSession,
+    c: db.Contact,
+    method: str,
+    attendees: list[Attendee],
+    as_of: datetime,
+) -> None:
+    language = c.language or view.language
+    sequence = s.sequence + 1 if method == "CANCEL" and s.status == "scheduled" else s.sequence
+    event = _event(view, s, language)
+    event = CalendarEvent(**{**event.__dict__, "sequence": sequence})
+    ics = build_calendar(
+        [event], method=method, timezone=view.region.timezone, attendees=attendees, stamp=as_of
+    )
+    context = _context(view, s, language, c)
+    context["method"] = method
+    subject_key = "cancel" if method == "CANCEL" else ("update" if s.sequence else "invite")
+    context["kind"] = subject_key
+    subject = view.render("invitation_subject.txt.j2", language, context).strip()
+
+    def build(message_id: str):
+        return build_message(
+            sender=(view.region.sender_name, view.region.sender_email),
+            to=[(c.name, c.email)],
+            subject=subject,
+            text=view.render("invitation.txt.j2", language, context),
+            html=view.render("invitation.html.j2", language, context),
+            calendar=ics,
+            calendar_method=method,
+            message_id=message_id,
+            date=as_of,
+            language=language,
+        )
+
+    enqueue(
+        view.session,
+        cycle_id=view.cycle.id,
+        dedupe_key=f"invite:{view.cycle.id}:{s.key}:{c.email}:{sequence}:{method}",
+        purpose="invitation",
+        sender_email=view.region.sender_email,
+        build=build,
+    )
+
+
+def _remind(view: CycleView, s: db.MeetingSession, c: db.Contact, as_of: datetime) -> None:
+    language = c.language or view.language
+    context = _context(view, s, language, c) | {"kind": "reminder", "method": "REQUEST"}
+
+    def build(message_id: str):
+        return build_message(
+            sender=(view.region.sender_name, view.region.sender_email),
+            to=[(c.name, c.email)],
+            subject=view.render("invitation_subject.txt.j2", language, context).strip(),
+            text=view.render("reminder.txt.j2", language, context),
+            message_id=message_id,
+            date=as_of,
+            language=language,
+        )
+
+    enqueue(
+        view.session,
+        cycle_id=view.cycle.id,
+        dedupe_key=_reminder_key(view, s, c),
+        purpose="reminder",
+        sender_email=view.region.sender_email,
+        build=build,
+    )
+
+
+def feeds(view: CycleView, as_of: datetime) -> dict[str, bytes]:
+    """Subscribable .ics feeds: one per municipality group and one for the whole cycle."""
+    language = view.language
+    sessions = view.sessions()
+    events = {s.key: _event(view, s, language) for s in sessions}
+    out = {
+        "kaikki" if language == "fi" else "alla": build_calendar(
+            list(events.values()),
+            method=None,
+            timezone=view.region.timezone,
+            stamp=as_of,
+            name=view.text(view.cycle.title),
+        )
+    }
+    for s in sessions:
+        if s.group is not None:
+            out[s.group.key] = build_calendar(
+                [events[s.key]],
+                method=None,
+                timezone=view.region.timezone,
+                stamp=as_of,
+                name=f"{view.text(view.cycle.title)}: {view.text(s.group.name)}",
+            )
+    return out

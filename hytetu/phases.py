@@ -1,0 +1,284 @@
+"""The phases of the yearly cycle, each one transaction over the database.
+
+Every phase can be re-run and does only what is still undone; ``due_phases`` tells the daily
+tick which phases have work ``as_of``. Output files go under ``out`` (calendars/, memos/,
+outbox/ for the file transport). These are plain functions: Prefect tasks wrap them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from hytetu import db, feedback, findings, invitations, memos, notes
+from hytetu.config import Config, load_config
+from hytetu.dispatch import queue_letters
+from hytetu.load import load_config_into_db
+from hytetu.mail import MailSettings, make_transport
+from hytetu.migrate import upgrade
+from hytetu.outbox import deliver_pending
+from hytetu.state import CycleView, cycle_view
+
+PHASES = (
+    "invitations",
+    "open_feedback",
+    "remind_feedback",
+    "import_notes",
+    "close_feedback",
+    "compile",
+    "render",
+    "dispatch",
+)
+
+
+@dataclass
+class PhaseReport:
+    """What a phase did, for logs, artifacts and the demo's summary."""
+
+    phase: str
+    did: dict[str, Any] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    sent: int = 0
+    failed: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load(config_folder: Path | str, url: str | None = None, actor: str = "hytetu") -> PhaseReport:
+    """Validate the config, migrate the DB and load the config into it."""
+    config: Config = load_config(config_folder)
+    upgrade(url)
+    with db.session_scope(url) as s:
+        result = load_config_into_db(config, s, actor=actor)
+        cycle = s.get_one(db.Cycle, result.cycle_id)
+        mail = config.region_file.mail.model_dump()
+        if cycle.settings.get("mail") != mail:
+            cycle.settings = {**cycle.settings, "mail": mail}
+    return PhaseReport(
+        "load",
+        did={"changes": len(result.changes), "warnings": len(config.warnings)},
+        files=[str(w) for w in config.warnings],
+    )
+
+
+def _deliver(view: CycleView, url: str | None, out: Path, purposes: list[str]) -> PhaseReport:
+    settings = MailSettings.model_validate(view.cycle.settings.get("mail") or {})
+    report = deliver_pending(
+        url,
+        make_transport(settings, out),
+        cycle_id=view.cycle.id,
+        sender_email=view.region.sender_email,
+        purposes=purposes,
+    )
+    return PhaseReport(
+        "deliver",
+        sent=len(report.sent),
+        failed=[f"message {i}: {why}" for i, why in report.failed],
+    )
+
+
+def run_invitations(as_of: datetime, out: Path, url: str | None = None) -> PhaseReport:
+    with db.session_scope(url) as s:
+        view = cycle_view(s)
+        result = invitations.send_invitations(view, as_of)
+        files = []
+        folder = out / "calendars"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, ics in invitations.feeds(view, as_of).items():
+            path = folder / f"{view.cycle.year}-{name}.ics"
+            if not path.exists() or path.read_bytes() != ics:
+                path.write_bytes(ics)
+                files.append(str(path))
+    with db.session_scope(url) as s:
+        delivery = _deliver(cycle_view(s), url, out, ["invitation", "reminder"])
+    return PhaseReport(
+        "invitations",
+        did={
+            "requests": result.requests,
+            "updates": result.updates,
+            "cancels": result.cancels,
+            "reminders": result.reminders,
+        },
+        files=files,
+        sent=delivery.sent,
+        failed=delivery.failed,
+    )
+
+
+def run_feedback_step(step: str, as_of: datetime, out: Path, url: str | None = None) -> PhaseReport:
+    """``step`` is open, remind or close."""
+    action = {
+        "open": feedback.open_window,
+        "remind": feedback.remind,
+        "close": feedback.close_window,
+    }[step]
+    with db.session_scope(url) as s:
+        result = action(cycle_view(s), as_of)
+    with db.session_scope(url) as s:
+        delivery = _deliver(
+            cycle_view(s), url, out, [f"feedback_{'reminder' if step == 'remind' else step}"]
+        )
+    return PhaseReport(
+        f"{step}_feedback",
+        did={"action": result.action, "notices": result.notices},
+        sent=delivery.sent,
+        failed=delivery.failed,
+    )
+
+
+def run_import_notes(as_of: datetime, url: str | None = None) -> PhaseReport:
+    """Import the notes of every session that has ended and whose notes file changed."""
+    changed: dict[str, int] = {}
+    with db.session_scope(url) as s:
+        view = cycle_view(s)
+        for session in _notes_due(view, as_of):
+            result = notes.import_notes_file(view, notes.notes_path(view, session.key))
+            changed[session.key] = len(result.added) + len(result.removed)
+    return PhaseReport("import_notes", did={"sessions": changed})
+
+
+def _notes_due(view: CycleView, as_of: datetime) -> list[db.MeetingSession]:
+    due = []
+    for session in view.sessions():
+        path = notes.notes_path(view, session.key)
+        if (
+            session.status == "scheduled"
+            and as_of >= session.end
+            and path.exists()
+            and session.notes_hash != notes.notes_digest(path)
+        ):
+            due.append(session)
+    return due
+
+
+def run_compile(url: str | None = None) -> PhaseReport:
+    with db.session_scope(url) as s:
+        view = cycle_view(s)
+        row, created = findings.compile_and_store(view)
+        result = row.result
+        common = sum(1 for c in result["cells"] for t in c["themes"] if t["common"])
+        themes = sum(len(c["themes"]) for c in result["cells"])
+        return PhaseReport(
+            "compile",
+            did={
+                "compilation": row.id,
+                "new": created,
+                "themes": themes,
+                "common_themes": common,
+                "groups": len(result["groups"]),
+            },
+        )
+
+
+def run_render(out: Path, url: str | None = None) -> PhaseReport:
+    with db.session_scope(url) as s:
+        view = cycle_view(s)
+        compilation = findings.latest_compilation(view)
+        if compilation is None:
+            return PhaseReport("render", did={"skipped": "nothing compiled yet"})
+        result = memos.render_memos(view, compilation)
+        compilation.rendered_at = db.utcnow()
+        folder = out / "memos"
+        folder.mkdir(parents=True, exist_ok=True)
+        files = []
+        for v in result.created:
+            (folder / v.filename).write_bytes(v.pdf)
+            (folder / v.filename.replace(".pdf", ".html")).write_text(v.html, encoding="utf-8")
+            files.append(str(folder / v.filename))
+        return PhaseReport(
+            "render",
+            did={"new_versions": len(result.created), "unchanged": len(result.unchanged)},
+            files=files,
+        )
+
+
+def run_dispatch(as_of: datetime, out: Path, url: str | None = None) -> PhaseReport:
+    with db.session_scope(url) as s:
+        plan = queue_letters(cycle_view(s), as_of)
+    with db.session_scope(url) as s:
+        delivery = _deliver(cycle_view(s), url, out, ["memo"])
+    return PhaseReport(
+        "dispatch",
+        did={"queued": plan.queued, "waiting_approval": plan.waiting_approval or []},
+        sent=delivery.sent,
+        failed=delivery.failed,
+    )
+
+
+def due_phases(as_of: datetime, url: str | None = None) -> list[str]:
+    """The phases that have work ``as_of``, in the order the tick runs them."""
+    with db.session_scope(url) as s:
+        view = cycle_view(s)
+        c = view.cycle
+        due = []
+        if invitations.plan_invitations(view, as_of):
+            due.append("invitations")
+        if c.feedback_opened_at is None and as_of >= feedback.opens_at(view):
+            due.append("open_feedback")
+        reminded = s.scalars(
+            select(db.OutgoingMessage.id).filter_by(cycle_id=c.id, purpose="feedback_reminder")
+        ).first()
+        if (
+            (c.feedback_opened_at is not None or "open_feedback" in due)
+            and not reminded
+            and (feedback.reminder_at(view) <= as_of < feedback.closes_at(view))
+        ):
+            due.append("remind_feedback")
+        if _notes_due(view, as_of):
+            due.append("import_notes")
+        closed = c.feedback_closed_at is not None or as_of >= feedback.closes_at(view)
+        if c.feedback_closed_at is None and as_of >= feedback.closes_at(view):
+            due.append("close_feedback")
+        latest = findings.latest_compilation(view)
+        if closed and (
+            "import_notes" in due
+            or latest is None
+            or findings.compile_cycle(view)[1] != latest.input_hash
+        ):
+            due.append("compile")
+        if "compile" in due or (latest is not None and latest.rendered_at is None):
+            due.append("render")
+        if _dispatch_due(view):
+            due.append("dispatch")
+        return due
+
+
+def _dispatch_due(view: CycleView) -> bool:
+    s = view.session
+    queued = set(
+        s.scalars(
+            select(db.OutgoingMessage.dedupe_key).filter_by(cycle_id=view.cycle.id, purpose="memo")
+        )
+    )
+    pending = s.scalars(
+        select(db.OutgoingMessage.id).filter_by(
+            cycle_id=view.cycle.id, purpose="memo", state="pending"
+        )
+    ).first()
+    if pending:
+        return True
+    for memo in s.scalars(select(db.Memo).filter_by(cycle_id=view.cycle.id)):
+        approved = [v for v in memo.versions if v.status == "approved"]
+        if approved and not any(k.startswith(f"memo:{approved[-1].id}:") for k in queued):
+            return True
+    return False
+
+
+def resolve_as_of(as_of: datetime | None, url: str | None = None) -> datetime:
+    """``as_of`` made zone-aware in the region's zone; None means now."""
+    with db.session_scope(url) as s:
+        tz = cycle_view(s).tz
+    if as_of is None:
+        return datetime.now(tz)
+    return as_of.replace(tzinfo=tz) if as_of.tzinfo is None else as_of.astimezone(tz)
+
+
+def default_out_dir() -> str:
+    import os
+
+    return os.environ.get("HYTETU_OUT", "hytetu-out")

@@ -1,0 +1,27 @@
+"""Simulated time: the days on which the daily tick has something to do, so a whole year
+can be run in seconds (``hytetu demo``) instead of 365 ticks."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from hytetu import feedback
+from hytetu.state import CycleView
+
+TICK_TIME = time(7, 0)
+
+
+def tick_times(view: CycleView) -> list[datetime]:
+    """07:00 local on each day something becomes due, in order."""
+    lead = timedelta(days=int(view.cycle.settings.get("invitation_lead_days", 21)))
+    remind = timedelta(days=int(view.cycle.settings.get("session_reminder_days", 7)))
+    days = set()
+    for s in view.sessions():
+        start = view.local(s.start)
+        days.add((start - lead).date())
+        days.add((start - remind).date())
+        days.add((view.local(s.end) + timedelta(days=1)).date())
+    days.add(feedback.opens_at(view).date())
+    days.add(feedback.reminder_at(view).date())
+    days.add(feedback.closes_at(view).date())
+    return [datetime.combine(d, TICK_TIME, view.tz) for d in sorted(days)]

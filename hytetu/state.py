@@ -1,0 +1,140 @@
+"""Reading a cycle's state from the database: the shared view every phase starts from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hytetu import db
+from hytetu.config import is_invited, localized
+from hytetu.errors import StateError
+from hytetu.render import render
+
+
+@dataclass
+class CycleView:
+    session: Session
+    cycle: db.Cycle
+    region: db.Region
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.region.timezone)
+
+    @property
+    def language(self) -> str:
+        return self.region.languages[0]
+
+    @property
+    def template_override(self) -> Path:
+        return Path(self.cycle.config_folder) / "templates"
+
+    def render(self, name: str, language: str, context: dict) -> str:
+        """A template, with the region's overrides from its config folder."""
+        return render(
+            name, language, context, fallback=self.language, override=self.template_override
+        )
+
+    def text(self, value: dict[str, str] | None, language: str | None = None) -> str:
+        return localized(value, language or self.language, self.language)
+
+    def local(self, moment: datetime) -> datetime:
+        return moment.astimezone(self.tz)
+
+    def sessions(self) -> list[db.MeetingSession]:
+        return list(
+            self.session.scalars(
+                select(db.MeetingSession)
+                .filter_by(cycle_id=self.cycle.id)
+                .order_by(db.MeetingSession.start)
+            )
+        )
+
+    def session_title(self, s: db.MeetingSession, language: str | None = None) -> str:
+        if s.title:
+            return self.text(s.title, language)
+        if s.group is not None:
+            return self.text(s.group.name, language)
+        return s.key
+
+    def contacts(self) -> list[db.Contact]:
+        return list(
+            self.session.scalars(
+                select(db.Contact)
+                .filter_by(region_id=self.region.id, active=True)
+                .order_by(db.Contact.org_key, db.Contact.email)
+            )
+        )
+
+    def invitees(self, s: db.MeetingSession) -> list[db.Contact]:
+        members = {m.key for m in s.group.municipalities} if s.group else None
+        orgs: dict[str, tuple[str, list[str]]] = {
+            m.key: ("municipality", [m.key])
+            for m in self.session.scalars(
+                select(db.Municipality).filter_by(region_id=self.region.id, active=True)
+            )
+        }
+        for st in self.session.scalars(
+            select(db.Stakeholder).filter_by(region_id=self.region.id, active=True)
+        ):
+            orgs[st.key] = (st.type, list(st.municipality_keys))
+        out, seen = [], set()
+        for c in self.contacts():
+            kind, where = orgs.get(c.org_key, ("", []))
+            if kind and is_invited(kind, where, members, s.invite_types) and c.email not in seen:
+                seen.add(c.email)
+                out.append(c)
+        return out
+
+    def org_names(self) -> dict[str, str]:
+        names = {
+            m.key: self.text(m.name)
+            for m in self.session.scalars(
+                select(db.Municipality).filter_by(region_id=self.region.id)
+            )
+        }
+        for st in self.session.scalars(select(db.Stakeholder).filter_by(region_id=self.region.id)):
+            names[st.key] = self.text(st.name)
+        return names
+
+    def matrix(
+        self,
+    ) -> tuple[list[db.PriorityArea], list[db.ServiceArea], dict[tuple[str, str], db.GoalCell]]:
+        cid = self.cycle.id
+        pas = list(
+            self.session.scalars(
+                select(db.PriorityArea).filter_by(cycle_id=cid).order_by(db.PriorityArea.position)
+            )
+        )
+        sas = list(
+            self.session.scalars(
+                select(db.ServiceArea).filter_by(cycle_id=cid).order_by(db.ServiceArea.position)
+            )
+        )
+        cells = {
+            (c.priority_area_key, c.service_area_key): c
+            for c in self.session.scalars(select(db.GoalCell).filter_by(cycle_id=cid))
+        }
+        return pas, sas, cells
+
+
+def cycle_view(
+    session: Session, region_key: str | None = None, year: int | None = None
+) -> CycleView:
+    """The cycle asked for; with no arguments, the only (or newest) one in the database."""
+    query = select(db.Cycle, db.Region).join(db.Region)
+    if region_key:
+        query = query.where(db.Region.key == region_key)
+    if year:
+        query = query.where(db.Cycle.year == year)
+    row = session.execute(query.order_by(db.Cycle.year.desc())).first()
+    if row is None:
+        raise StateError(
+            "no cycle in the database: load a config first (hytetu load CONFIG_FOLDER)"
+        )
+    return CycleView(session, row[0], row[1])

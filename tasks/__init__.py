@@ -1,0 +1,1 @@
+"""Prefect tasks: thin, coarse wrappers that give the core phases retries and logging."""
