@@ -16,6 +16,15 @@ from hytetu.state import cycle_view
 
 
 def run_demo(config: Path, out: Path, echo: Callable[[str], None] = print) -> dict:
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    # Heartbeats detect crashed runs on workers; in one in-process run they only add a
+    # second of waiting to the end of every flow run.
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        return _run_demo(config, out, echo)
+
+
+def _run_demo(config: Path, out: Path, echo: Callable[[str], None]) -> dict:
     from flows.annual_cycle import annual_cycle  # Prefect is imported only when running
 
     url = db.database_url()
@@ -33,8 +42,14 @@ def run_demo(config: Path, out: Path, echo: Callable[[str], None] = print) -> di
         approve_at = ticks[-1] + timedelta(days=1)
         drafts = [v for v in memos.latest_versions(view) if v.status == "draft"]
         for v in drafts:
-            memos.decide(view, v.id, approve=True, actor="demo: simulated coordinator",
-                         comment="approved in the demo", at=approve_at)
+            memos.decide(
+                view,
+                v.id,
+                approve=True,
+                actor="demo: simulated coordinator",
+                comment="approved in the demo",
+                at=approve_at,
+            )
     echo(f"{approve_at:%Y-%m-%d}: {len(drafts)} memos approved (simulated coordinator)")
     dispatch_at = approve_at + timedelta(hours=1)
     due = annual_cycle(as_of=dispatch_at, out_dir=str(out))

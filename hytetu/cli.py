@@ -171,7 +171,7 @@ def demo(
         shutil.rmtree(out)
     out.mkdir(parents=True)
     os.environ["HYTETU_DATABASE_URL"] = f"sqlite:///{out / 'hytetu.db'}"
-    os.environ.setdefault("PREFECT_HOME", str(out / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from flows.demo import run_demo

@@ -397,3 +397,10 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
 
 def audit(session: Session, action: str, entity: str, actor: str = "hytetu", **detail: Any) -> None:
     session.add(AuditEvent(actor=actor, action=action, entity=entity, detail=detail))
+
+
+def dispose(url: str) -> None:
+    """Close the pooled connections of ``url`` (before dropping a test database)."""
+    engine = _engines.pop(url, None)
+    if engine is not None:
+        engine.dispose()

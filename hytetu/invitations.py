@@ -107,8 +107,12 @@ def plan_invitations(view: CycleView, as_of: datetime) -> list[Action]:
         )
     )
     actions: list[Action] = []
+    today = view.local(as_of).date()
     for s in view.sessions():
-        if as_of < s.start - lead or as_of >= s.end:
+        session_day = view.local(s.start).date()
+        # Lead and reminder times are calendar days in the region's zone: the daily tick
+        # sends them on that day whatever time of day it runs.
+        if today < session_day - lead or as_of >= s.end:
             continue
         invitees = view.invitees(s) if s.status == "scheduled" else []
         invited_ids = {c.id for c in invitees}
@@ -125,7 +129,11 @@ def plan_invitations(view: CycleView, as_of: datetime) -> list[Action]:
                 actions.append(Action(s, c, "request"))
             elif inv.method != "REQUEST" or inv.sequence < s.sequence:
                 actions.append(Action(s, c, "update"))
-            elif s.start - remind <= as_of < s.start and _reminder_key(view, s, c) not in sent:
+            elif (
+                today >= session_day - remind
+                and as_of < s.start
+                and _reminder_key(view, s, c) not in sent
+            ):
                 actions.append(Action(s, c, "reminder"))
     return actions
 

@@ -152,6 +152,7 @@ def load_config_into_db(config: Config, session: Session, actor: str = "hytetu")
                 "session_reminder_days": cf.cycle.session_reminder_days,
                 "common_threshold": cf.cycle.common_threshold,
                 "feedback_reminder_days": fb.reminder_days,
+                "mail": rf.mail.model_dump(),
             },
         },
     )

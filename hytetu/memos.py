@@ -179,7 +179,7 @@ def render_memos(view: CycleView, compilation: db.Compilation) -> RenderResult:
             _memo(view, f"memo-{g['key']}", "group", s.group),
             html,
             compilation,
-            f"{view.cycle.year}-muistio-{slug(g['name'])}.pdf",
+            f"{view.cycle.year}-muistio-{slug(g['key'])}.pdf",
             title,
             out,
         )

@@ -55,10 +55,6 @@ def load(config_folder: Path | str, url: str | None = None, actor: str = "hytetu
     upgrade(url)
     with db.session_scope(url) as s:
         result = load_config_into_db(config, s, actor=actor)
-        cycle = s.get_one(db.Cycle, result.cycle_id)
-        mail = config.region_file.mail.model_dump()
-        if cycle.settings.get("mail") != mail:
-            cycle.settings = {**cycle.settings, "mail": mail}
     return PhaseReport(
         "load",
         did={"changes": len(result.changes), "warnings": len(config.warnings)},
@@ -282,3 +278,20 @@ def default_out_dir() -> str:
     import os
 
     return os.environ.get("HYTETU_OUT", "hytetu-out")
+
+
+def run_phase(phase: str, as_of: datetime, out: Path, url: str | None = None) -> PhaseReport:
+    """Run one phase in-process (the CLI and tests; the daily tick runs them as flows)."""
+    if phase == "invitations":
+        return run_invitations(as_of, out, url)
+    if phase in ("open_feedback", "remind_feedback", "close_feedback"):
+        return run_feedback_step(phase.split("_")[0], as_of, out, url)
+    if phase == "import_notes":
+        return run_import_notes(as_of, url)
+    if phase == "compile":
+        return run_compile(url)
+    if phase == "render":
+        return run_render(out, url)
+    if phase == "dispatch":
+        return run_dispatch(as_of, out, url)
+    raise ValueError(f"unknown phase {phase!r}; phases are {', '.join(PHASES)}")

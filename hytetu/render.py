@@ -7,6 +7,7 @@ a language falls back to the region's first language.
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +16,17 @@ from typing import Any
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+class _QuietFontFallback(logging.Filter):
+    """WeasyPrint falls back to fontTools for font subsetting when the system lacks
+    HarfBuzz-Subset; the PDFs are the same, so the notice is only noise to a coordinator."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "HarfBuzz-Subset" not in record.getMessage()
+
+
+logging.getLogger("weasyprint").addFilter(_QuietFontFallback())
 
 
 def _fi_date(value: date | datetime) -> str:

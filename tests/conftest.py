@@ -1,0 +1,118 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL), the example config, Prefect.
+
+PostgreSQL tests use HYTETU_TEST_POSTGRES_URL (default: the local server as postgres).
+They are skipped when no server answers, unless HYTETU_REQUIRE_POSTGRES=1 (CI), where a
+missing server fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from hytetu import db, phases
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "config" / "examples" / "keski-suomi-2025"
+HELSINKI = ZoneInfo("Europe/Helsinki")
+PG_ADMIN_URL = os.environ.get(
+    "HYTETU_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def helsinki(text_: str) -> datetime:
+    """'2025-10-16 07:00' in Helsinki time."""
+    return datetime.fromisoformat(text_).replace(tzinfo=HELSINKI)
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    """A private copy of the example config folder, safe to edit."""
+    target = tmp_path / "config"
+    shutil.copytree(EXAMPLE, target)
+    return target
+
+
+def _postgres_available() -> bool:
+    try:
+        engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[str]:
+    if not _postgres_available():
+        if os.environ.get("HYTETU_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required but does not answer at {PG_ADMIN_URL}")
+        pytest.skip("no PostgreSQL server (set HYTETU_TEST_POSTGRES_URL)")
+    yield PG_ADMIN_URL
+
+
+def _new_postgres_db(admin_url: str) -> tuple[str, str]:
+    name = f"hytetu_test_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return name, admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _drop_postgres_db(admin_url: str, name: str, url: str) -> None:
+    db.dispose(url)
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hytetu.db'}"
+        yield url
+        db.dispose(url)
+        return
+    admin = request.getfixturevalue("postgres_admin")
+    name, url = _new_postgres_db(admin)
+    try:
+        yield url
+    finally:
+        _drop_postgres_db(admin, name, url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> Iterator[str]:
+    """An empty SQLite database, for tests that are not about the backend."""
+    url = f"sqlite:///{tmp_path / 'hytetu.db'}"
+    yield url
+    db.dispose(url)
+
+
+@pytest.fixture
+def loaded(sqlite_url: str, example: Path) -> str:
+    """A SQLite database with the example config loaded; returns its URL."""
+    phases.load(example, sqlite_url)
+    return sqlite_url
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """One real Prefect API (a temporary server) for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
