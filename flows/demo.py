@@ -30,7 +30,7 @@ def _run_demo(config: Path, out: Path, echo: Callable[[str], None]) -> dict:
     url = db.database_url()
     report = phases.load(config, url, actor="demo")
     echo(f"Loaded {config} into {url} ({report.did['changes']} changes)")
-    for warning in report.files:
+    for warning in report.warnings:
         echo(f"  warning: {warning}")
     with db.session_scope(url) as s:
         ticks = tick_times(cycle_view(s))

@@ -4,10 +4,18 @@ CANCEL for removed attendees and cancelled sessions, and subscribable feeds."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Event, vCalAddress, vText
+from icalendar import (
+    Calendar,
+    Event,
+    Timezone,
+    TimezoneDaylight,
+    TimezoneStandard,
+    vCalAddress,
+    vText,
+)
 
 
 @dataclass(frozen=True)
@@ -78,7 +86,7 @@ def build_calendar(
             address.params["role"] = vText(a.role)
             address.params["partstat"] = vText("NEEDS-ACTION")
             address.params["rsvp"] = vText("TRUE")
-            ev.add("attendee", address, encode=0)
+            ev.add("attendee", address, encode=False)
         if e.url:
             ev.add("url", e.url)
         location = e.location or e.url
@@ -88,10 +96,103 @@ def build_calendar(
         ev.add("status", "CANCELLED" if cancelled else "CONFIRMED")
         ev.add("transp", "OPAQUE")
         cal.add_component(ev)
-    if events:
+    if events and timezone in cal.get_missing_tzids():
         first = min(e.start for e in events).date() - timedelta(days=366)
         last = max(e.end for e in events).date() + timedelta(days=366)
-    else:
-        first, last = date(2020, 1, 1), date(2030, 1, 1)
-    cal.add_missing_timezones(first, last)
+        cal.subcomponents.insert(0, vtimezone(timezone, first, last))
     return cal.to_ical()
+
+
+def vtimezone(tzid: str, first: date, last: date) -> Timezone:
+    """The VTIMEZONE of ``tzid`` from tzdata, right for every time from ``first`` to ``last``.
+
+    Written the way Google, Outlook and tzurl.org write them: one DAYLIGHT and one STANDARD
+    observance with a yearly RRULE ("last Sunday of March") starting at the first change in
+    the range, checked against every change tzdata has in the range. Changes that follow no
+    yearly rule get one RDATE property each. Each DTSTART is the onset in TZOFFSETFROM
+    local time (RFC 5545 3.6.5), e.g. 03:00 for Helsinki's move to summer time.
+
+    icalendar's own generator (``add_missing_timezones``) is not used: it writes the summer
+    time onset an hour late (the first wall-clock time after the gap), and only RDATE
+    lists, which Outlook is reported to misread (summer-time events an hour off) and
+    vobject truncates to their first value.
+    """
+    zone = ZoneInfo(tzid)
+
+    def state(epoch: int) -> tuple[timedelta, str, bool]:
+        t = datetime.fromtimestamp(epoch, UTC).astimezone(zone)
+        return t.utcoffset() or timedelta(), t.tzname() or tzid, bool(t.dst())
+
+    def local(epoch: int, offset: timedelta) -> datetime:
+        return datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None) + offset
+
+    begin = int(datetime.combine(first, time(), UTC).timestamp())
+    end = int(datetime.combine(last, time(), UTC).timestamp())
+    current = state(begin)
+    # (offset from, offset to, name, dst) -> onsets in local time of "offset from"
+    observances: dict[tuple[timedelta, timedelta, str, bool], list[datetime]] = {}
+    t = begin
+    while t < end:
+        step = t + 6 * 3600  # offsets change months apart; bisect each change to the second
+        if state(step) != current:
+            lo, hi = t, step  # state(lo) == current != state(hi)
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if state(mid) == current else (lo, mid)
+            new = state(hi)
+            observances.setdefault((current[0], *new), []).append(local(hi, current[0]))
+            current = new
+        t = step
+    if not observances:  # no change in the range: one observance from its start
+        observances[(current[0], *current)] = [local(begin, current[0])]
+    tz = Timezone()
+    tz.add("tzid", tzid)
+    # DAYLIGHT is the ahead-of-standard time, also where tzdata has negative DST (Dublin)
+    standard = min(offset_to for _, offset_to, _, _ in observances)
+    for (offset_from, offset_to, name, _), onsets in observances.items():
+        part = TimezoneDaylight() if offset_to > standard else TimezoneStandard()
+        part.add("dtstart", onsets[0])
+        rule = _yearly_rule(onsets, local(end, offset_from))
+        if rule:
+            part.add("rrule", rule)
+        else:
+            for onset in onsets[1:]:
+                part.add("rdate", onset)
+        part.add("tzoffsetfrom", offset_from)
+        part.add("tzoffsetto", offset_to)
+        part.add("tzname", name)
+        tz.add_component(part)
+    return tz
+
+
+_BYDAY = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+
+def _nth_weekday(year: int, month: int, weekday: int, n: int) -> date | None:
+    """The n-th (from the end when negative) given weekday of a month, or None."""
+    if n > 0:
+        day = date(year, month, 1)
+        day += timedelta(days=(weekday - day.weekday()) % 7 + 7 * (n - 1))
+    else:
+        day = date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+        day -= timedelta(days=(day.weekday() - weekday) % 7 + 7 * (-n - 1))
+    return day if day.month == month else None
+
+
+def _yearly_rule(onsets: list[datetime], until: datetime) -> dict[str, object] | None:
+    """A yearly RRULE giving exactly ``onsets`` up to ``until``, or None if there is none."""
+    if len(onsets) < 2:
+        return None
+    head = onsets[0]
+    month, weekday, at = head.month, head.weekday(), head.time()
+    candidates = [-1] if (head + timedelta(days=7)).month != month else []
+    candidates.append((head.day - 1) // 7 + 1)
+    for n in candidates:
+        generated = []
+        for year in range(head.year, until.year + 1):
+            day = _nth_weekday(year, month, weekday, n)
+            if day is not None and head <= datetime.combine(day, at) < until:
+                generated.append(datetime.combine(day, at))
+        if generated == onsets:
+            return {"freq": "YEARLY", "bymonth": month, "byday": f"{n}{_BYDAY[weekday]}"}
+    return None

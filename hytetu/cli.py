@@ -49,7 +49,9 @@ def validate(path: Annotated[Path, typer.Argument(help="A config folder")]) -> N
             typer.echo(f"  {p}", err=True)
         raise typer.Exit(2) from None
     rf, cf = config.region_file, config.cycle_file
-    contacts = sum(len(x.contacts) for x in [*rf.municipalities, *rf.stakeholders])
+    contacts = sum(len(m.contacts) for m in rf.municipalities) + sum(
+        len(st.contacts) for st in rf.stakeholders
+    )
     typer.echo(f"{path}: valid")
     typer.echo(f"  region          {config.region.id} ({', '.join(config.region.languages)})")
     typer.echo(f"  cycle           {cf.cycle.year}, plan period {cf.cycle.plan_period or '-'}")
@@ -87,7 +89,7 @@ def load(path: Annotated[Path, typer.Argument(help="A config folder")]) -> None:
         _fail(e)
         return
     typer.echo(f"loaded {path}: {report.did['changes']} change(s)")
-    for w in report.files:
+    for w in report.warnings:
         typer.echo(f"  warning: {w}")
 
 
@@ -167,9 +169,15 @@ def demo(
 ) -> None:
     """Run a whole yearly cycle in simulated time: SQLite, the file outbox, real flow runs."""
     out = out.resolve()
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    if out.exists() and any(out.iterdir()):
+        if not (out / "hytetu.db").exists():
+            typer.echo(
+                f"error: {out} is not empty and is not an earlier demo; choose another --out",
+                err=True,
+            )
+            raise typer.Exit(1)
+        shutil.rmtree(out)  # an earlier demo: start the simulation afresh
+    out.mkdir(parents=True, exist_ok=True)
     os.environ["HYTETU_DATABASE_URL"] = f"sqlite:///{out / 'hytetu.db'}"
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not verbose:

@@ -8,6 +8,7 @@ problem as ``file:line: field: what is wrong``. Nothing regional is hard-coded h
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -242,7 +243,10 @@ class Config:
 
 
 def is_invited(
-    org_type: str, org_municipalities: list[str], group_members: set[str] | None, invite: list[str]
+    org_type: str,
+    org_municipalities: Sequence[str],
+    group_members: set[str] | None,
+    invite: Sequence[str],
 ) -> bool:
     """Who is invited to a session: the group's municipalities, and stakeholders of the
     invited types that work in one of them or in the whole region."""
@@ -272,22 +276,44 @@ _MESSAGES = {
 }
 
 
+def _yaml_path(data: Any, loc: tuple[str | int, ...], missing: bool) -> tuple[str | int, ...]:
+    """Pydantic's error location as a path in the YAML: walks the data and drops the tags
+    pydantic adds for unions and validators (``function-before[...]``, ``[key]``...).
+    Only a key the data really has is kept, or the last one of a missing field."""
+    path: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        in_data = (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        )
+        if in_data:
+            node = node[part]
+        elif not (missing and i == len(loc) - 1):
+            continue
+        path.append(part)
+    return tuple(path)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, date | time):  # datetime is a date
+        return value.isoformat()
+    return repr(value)
+
+
 def _pydantic_problems(doc: YamlDoc, error: ValidationError) -> list[Problem]:
     problems = []
     for e in error.errors():
-        # Drop pydantic's union/function tags so the path matches the YAML.
-        path = tuple(
-            p
-            for p in e["loc"]
-            if isinstance(p, int) or not str(p).startswith(("function-", "dict[", "str"))
-        )
+        path = _yaml_path(doc.data, tuple(e["loc"]), missing=e["type"] == "missing")
         message = _MESSAGES.get(e["type"], e["msg"])
         if e["type"] == "value_error":
             message = str(e["msg"]).removeprefix("Value error, ")
         if e["type"] not in ("missing", "extra_forbidden") and "input" in e:
-            shown = repr(e["input"])
-            if len(shown) < 60 and not isinstance(e["input"], dict | list):
+            shown = _shown(e["input"])
+            repeated = e["type"] == "value_error" and shown in message  # says it already
+            if len(shown) < 60 and not isinstance(e["input"], dict | list) and not repeated:
                 message += f" (got {shown})"
+            if e["type"] == "string_type" and isinstance(e["input"], bool):
+                message += "; YAML reads yes/no/on/off as true/false: quote it, e.g. 'no'"
         problems.append(doc.problem(path, message))
     return problems
 
@@ -349,8 +375,8 @@ def _check(config: Config, rdoc: YamlDoc, cdoc: YamlDoc) -> list[Problem]:
                         ("groups", gi, "municipalities", mi), f"unknown municipality {m!r}"
                     )
                 )
-    for si, s in enumerate(rf.stakeholders):
-        for mi, m in enumerate(s.municipalities):
+    for si, st in enumerate(rf.stakeholders):
+        for mi, m in enumerate(st.municipalities):
             if m not in municipality_ids:
                 out.append(
                     rdoc.problem(
@@ -377,11 +403,16 @@ def _check(config: Config, rdoc: YamlDoc, cdoc: YamlDoc) -> list[Problem]:
             out.append(doc.problem(path, f"no text in {', '.join(missing)}", severity="warning"))
 
     check_text(rdoc, ("region", "name"), rf.region.name)
-    for key, items in (("municipalities", rf.municipalities), ("stakeholders", rf.stakeholders)):
+    orgs: list[tuple[str, Sequence[Municipality | Stakeholder]]] = [
+        ("municipalities", rf.municipalities),
+        ("stakeholders", rf.stakeholders),
+    ]
+    path: tuple[str | int, ...]
+    for kind, items in orgs:
         for i, item in enumerate(items):
-            check_text(rdoc, (key, i, "name"), item.name)
+            check_text(rdoc, (kind, i, "name"), item.name)
             for ci, c in enumerate(item.contacts):
-                path = (key, i, "contacts", ci, "language")
+                path = (kind, i, "contacts", ci, "language")
                 if c.language is None:
                     out.append(
                         rdoc.problem(
@@ -415,10 +446,10 @@ def _check(config: Config, rdoc: YamlDoc, cdoc: YamlDoc) -> list[Problem]:
             out.append(
                 cdoc.problem((*path, "service_area"), f"unknown service area {cell.service_area!r}")
             )
-        key = (cell.priority_area, cell.service_area)
-        if key in seen_cells:
-            out.append(cdoc.problem(path, f"duplicate cell {key[0]} × {key[1]}"))
-        seen_cells.add(key)
+        cell_key = (cell.priority_area, cell.service_area)
+        if cell_key in seen_cells:
+            out.append(cdoc.problem(path, f"duplicate cell {cell_key[0]} × {cell_key[1]}"))
+        seen_cells.add(cell_key)
         check_text(cdoc, (*path, "goal"), cell.goal)
     for pa in cf.goal_matrix.priority_areas:
         for sa in cf.goal_matrix.service_areas:
@@ -434,22 +465,28 @@ def _check(config: Config, rdoc: YamlDoc, cdoc: YamlDoc) -> list[Problem]:
     # Sessions.
     tz = config.tz
     year = cf.cycle.year
+    local_starts: dict[int, datetime] = {}
     for si, s in enumerate(cf.sessions):
         path = ("sessions", si)
         if s.end <= s.start:
             out.append(cdoc.problem((*path, "end"), "the session ends before it starts"))
-        if s.start.astimezone(tz).year != year:
+        start, end = _in_zone(s.start, tz), _in_zone(s.end, tz)
+        if start is None or start.year != year:
             out.append(
                 cdoc.problem((*path, "start"), f"the session is outside the cycle year {year}")
             )
-        for name, value in (("start", s.start), ("end", s.end)):
-            expected = value.astimezone(tz).utcoffset()
-            if value.utcoffset() != expected:
+        if start is not None:
+            local_starts[si] = start
+        for name, value, local in (("start", s.start, start), ("end", s.end, end)):
+            expected = local.utcoffset() if local is not None else None
+            if expected is not None and value.utcoffset() != expected:
+                off_by = abs((value.utcoffset() or timedelta()) - expected)
                 out.append(
                     cdoc.problem(
                         (*path, name),
-                        f"offset {value.isoformat()[-6:]} is not {rf.region.timezone}'s offset "
-                        f"on that day ({_fmt_offset(expected)}); the time is off by an hour",
+                        f"offset {_fmt_offset(value.utcoffset())} is not {rf.region.timezone}'s "
+                        f"offset on that day ({_fmt_offset(expected)}); the time is off by "
+                        + ("an hour" if off_by == timedelta(hours=1) else _fmt_offset(off_by)[1:]),
                         severity="warning",
                     )
                 )
@@ -463,8 +500,13 @@ def _check(config: Config, rdoc: YamlDoc, cdoc: YamlDoc) -> list[Problem]:
     if fb.deadline < fb.opens:
         out.append(cdoc.problem(("feedback", "deadline"), "the deadline is before the opening"))
     scheduled = [s for s in cf.sessions if s.status == "scheduled"]
-    if scheduled:
-        first = min(s.start.astimezone(tz).date() for s in scheduled)
+    starts = [
+        local_starts[i]
+        for i, s in enumerate(cf.sessions)
+        if s.status == "scheduled" and i in local_starts
+    ]
+    if starts:
+        first = min(starts).date()
         if fb.deadline < first:
             out.append(
                 cdoc.problem(
@@ -477,12 +519,12 @@ def _check(config: Config, rdoc: YamlDoc, cdoc: YamlDoc) -> list[Problem]:
         return out
     # Warnings: legal, but likely a mistake.
     in_sessions = {m for s in scheduled if s.group for m in config.group(s.group).municipalities}
-    for mi, m in enumerate(rf.municipalities):
-        if m.id not in in_sessions:
+    for mi, muni in enumerate(rf.municipalities):
+        if muni.id not in in_sessions:
             out.append(
                 rdoc.problem(
                     ("municipalities", mi),
-                    f"{localized(m.name, config.language, config.language)} is in no session "
+                    f"{localized(muni.name, config.language, config.language)} is in no session "
                     "this cycle",
                     severity="warning",
                 )
@@ -505,6 +547,14 @@ def _ids_checked(doc: YamlDoc, path: tuple, items: list[Any], out: list[Problem]
         if counts[item.id] > 1:
             out.append(doc.problem((*path, i, "id"), f"duplicate id {item.id!r} in {path[-1]}"))
     return set(counts)
+
+
+def _in_zone(value: datetime, tz: ZoneInfo) -> datetime | None:
+    """``value`` in the region's zone; None when that is out of range (year 1 or 9999)."""
+    try:
+        return value.astimezone(tz)
+    except (OverflowError, ValueError):
+        return None
 
 
 def _fmt_offset(delta: timedelta | None) -> str:

@@ -119,7 +119,10 @@ def compile_cycle(view: CycleView) -> tuple[dict[str, Any], str]:
     ):
         findings.setdefault(f.session_id, []).append(f)
 
-    groups, general, stakeholders, forum = [], [], [], []
+    groups: list[dict[str, Any]] = []
+    general: list[dict[str, str]] = []
+    stakeholders: list[dict[str, str]] = []
+    forum: list[str] = []
     per_cell: dict[tuple[str, str], list[_Item]] = {k: [] for k in cells}
     for s in sessions:
         label = s.group.key if s.group else s.key
@@ -139,8 +142,8 @@ def compile_cycle(view: CycleView) -> tuple[dict[str, Any], str]:
                 general.append({"group": label, "text": f.text})
             elif f.kind == "stakeholder":
                 stakeholders.append({"group": label, "text": f.text})
-            elif (f.priority_area_key, f.service_area_key) in per_cell:
-                per_cell[(f.priority_area_key, f.service_area_key)].append(_Item(label, f.text))
+            elif (key := (f.priority_area_key or "", f.service_area_key or "")) in per_cell:
+                per_cell[key].append(_Item(label, f.text))
 
     cell_results = []
     specific: dict[str, list[dict[str, Any]]] = {g["key"]: [] for g in groups}

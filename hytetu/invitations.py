@@ -124,10 +124,10 @@ def plan_invitations(view: CycleView, as_of: datetime) -> list[Action]:
             if contact_id not in invited_ids and inv.method == "REQUEST":
                 actions.append(Action(s, view.session.get_one(db.Contact, contact_id), "cancel"))
         for c in invitees:
-            inv = known.get(c.id)
-            if inv is None:
+            held = known.get(c.id)
+            if held is None:
                 actions.append(Action(s, c, "request"))
-            elif inv.method != "REQUEST" or inv.sequence < s.sequence:
+            elif held.method != "REQUEST" or held.sequence < s.sequence:
                 actions.append(Action(s, c, "update"))
             elif (
                 today >= session_day - remind

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hytetu import db
-from hytetu.config import DEFAULT_LANGUAGE_KEY, Config
+from hytetu.config import DEFAULT_LANGUAGE_KEY, Config, Municipality, Stakeholder
 
 
 @dataclass
@@ -109,22 +109,23 @@ def load_config_into_db(config: Config, session: Session, actor: str = "hytetu")
     up.deactivate_missing(db.MunicipalityGroup, rid, set(groups))
 
     stakeholders = set()
-    for s in rf.stakeholders:
+    for st in rf.stakeholders:
         up(
             db.Stakeholder,
-            {**rid, "key": s.id},
+            {**rid, "key": st.id},
             {
-                "type": s.type,
-                "name": _norm(s.name, lang),
-                "municipality_keys": list(s.municipalities),
+                "type": st.type,
+                "name": _norm(st.name, lang),
+                "municipality_keys": list(st.municipalities),
                 "active": True,
             },
         )
-        stakeholders.add(s.id)
+        stakeholders.add(st.id)
     up.deactivate_missing(db.Stakeholder, rid, stakeholders)
 
     contacts = set()
-    for owner in [*rf.municipalities, *rf.stakeholders]:
+    owners: list[Municipality | Stakeholder] = [*rf.municipalities, *rf.stakeholders]
+    for owner in owners:
         for c in owner.contacts:
             email = str(c.email).lower()
             up(

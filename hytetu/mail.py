@@ -7,6 +7,7 @@ whatever the channel. The file outbox is the default and the dry run.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -80,7 +81,6 @@ def build_message(
     msg["Subject"] = _one_line(subject)
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id
-    msg["Content-Language"] = language
     msg.set_content(text)
     if html is not None:
         msg.add_alternative(html, subtype="html")
@@ -96,6 +96,8 @@ def build_message(
     for a in attachments or []:
         maintype, subtype = a.mimetype.split("/", 1)
         msg.add_attachment(a.content, maintype=maintype, subtype=subtype, filename=a.filename)
+    # last: set_content() drops every Content-* header and add_* moves them into a part
+    msg["Content-Language"] = language
     return msg
 
 
@@ -120,12 +122,17 @@ class FileOutbox:
         self.folder = Path(folder)
 
     def send(self, raw: bytes, sender: str, recipients: list[str]) -> Receipt:
-        self.folder.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256(raw).hexdigest()[:10]
         path = self.folder / f"{slug(recipients[0], 40)}-{digest}.eml"
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(raw)
-        tmp.replace(path)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(raw)
+            tmp.replace(path)
+        except OSError as e:  # not written, so not sent: worth another try
+            raise DeliveryError(
+                f"cannot write {path}: {e}", recipient=", ".join(recipients)
+            ) from None
         return Receipt(self.name, str(path))
 
 
@@ -142,7 +149,12 @@ class SmtpSettings(BaseModel):
 
 
 class SmtpTransport:
-    """SMTP submission (STARTTLS, implicit TLS or plain on a trusted relay), with AUTH."""
+    """SMTP submission (STARTTLS, implicit TLS or plain on a trusted relay), with AUTH.
+
+    Errors are DeliveryErrors: ``permanent`` when a retry cannot help (5xx, a refused
+    recipient after others got the message, bad credentials), temporary otherwise. Their
+    text never holds the password.
+    """
 
     name = "smtp"
 
@@ -153,53 +165,119 @@ class SmtpTransport:
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
         if s.security == "tls":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(
-                s.host, s.port, timeout=s.timeout, context=self.ssl_context
+            return smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=self.ssl_context)
+        return smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+
+    def _password(self) -> str | None:
+        s = self.settings
+        if not s.username:
+            return None
+        password = os.environ.get(s.password_env)
+        if not password:
+            raise DeliveryError(
+                f"SMTP user is set but the environment variable {s.password_env} is empty",
+                permanent=True,
             )
-        else:
-            client = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
-            if s.security == "starttls":
-                client.starttls(context=self.ssl_context)
-        if s.username:
-            password = os.environ.get(s.password_env)
-            if password is None:
-                raise DeliveryError(
-                    f"SMTP user is set but the environment variable {s.password_env} is empty",
-                    permanent=True,
-                )
-            client.login(s.username, password)
-        return client
+        return password
 
     def send(self, raw: bytes, sender: str, recipients: list[str]) -> Receipt:
+        s = self.settings
+        password = self._password()  # before connecting: a missing one is a config error
+
+        def clean(text: str) -> str:
+            return text.replace(password, "***") if password else text
+
         try:
-            with self._connect() as client:
-                refused = client.sendmail(sender, recipients, raw)
-        except smtplib.SMTPRecipientsRefused as e:
-            code, reason = next(iter(e.recipients.values()))
+            client = self._connect()
+            try:
+                if s.security == "starttls":
+                    client.starttls(context=self.ssl_context)
+                if s.username and password:
+                    _login(client, s.username, password)
+                client.ehlo_or_helo_if_needed()
+                eight_bit = not raw.isascii() and client.has_extn("8bitmime")
+                options = ["BODY=8BITMIME"] if eight_bit else []
+                refused = client.sendmail(sender, recipients, raw, mail_options=options)
+            finally:
+                _close(client)  # the answer to DATA decided; a failing QUIT changes nothing
+        except smtplib.SMTPRecipientsRefused as e:  # nobody got it
             raise DeliveryError(
-                f"recipient refused: {code} {reason.decode(errors='replace')}",
+                clean(f"recipients refused: {_refusals(e.recipients)}"),
                 recipient=", ".join(e.recipients),
-                permanent=code >= 500,
+                permanent=all(code >= 500 for code, _ in e.recipients.values()),
             ) from None
         except smtplib.SMTPResponseException as e:
+            reply = e.smtp_error
+            text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
             raise DeliveryError(
-                f"SMTP {e.smtp_code} {e.smtp_error.decode(errors='replace')}",
+                clean(f"SMTP {e.smtp_code} {text}"),
                 recipient=", ".join(recipients),
                 permanent=e.smtp_code >= 500,
             ) from None
+        except UnicodeError as e:
+            raise DeliveryError(
+                f"SMTP cannot carry a non-ASCII address or user name: {type(e).__name__}",
+                recipient=", ".join(recipients),
+                permanent=True,
+            ) from None
         except (TimeoutError, smtplib.SMTPException, OSError) as e:
             raise DeliveryError(
-                f"SMTP connection to {self.settings.host}:{self.settings.port} failed: "
-                f"{type(e).__name__}: {e}",
+                clean(f"SMTP connection to {s.host}:{s.port} failed: {type(e).__name__}: {e}"),
                 recipient=", ".join(recipients),
             ) from None
-        if refused:
+        if refused:  # the others got it: a retry would send it to them again
+            delivered = len(recipients) - len(refused)
             raise DeliveryError(
-                f"refused by the server: {', '.join(refused)}",
+                clean(
+                    f"refused by the server for {_refusals(refused)}; "
+                    f"delivered to the {delivered} other recipient(s)"
+                ),
                 recipient=", ".join(refused),
                 permanent=True,
             )
-        return Receipt(self.name, f"accepted by {self.settings.host} for {len(recipients)}")
+        return Receipt(self.name, f"accepted by {s.host} for {len(recipients)}")
+
+
+def _refusals(refused: dict[str, tuple[int, bytes]]) -> str:
+    return ", ".join(
+        f"{address} ({code} {reply.decode(errors='replace')})"
+        for address, (code, reply) in refused.items()
+    )
+
+
+def _login(client: smtplib.SMTP, username: str, password: str) -> None:
+    """AUTH. smtplib sends credentials as ASCII only, so non-ASCII ones (a password with
+    ä or ö) go as UTF-8 (RFC 4616) by AUTH PLAIN, or LOGIN where PLAIN is not offered."""
+    if username.isascii() and password.isascii():
+        client.login(username, password)
+        return
+    client.ehlo_or_helo_if_needed()
+    if not client.has_extn("auth"):
+        raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
+    offered = client.esmtp_features["auth"].upper().split()
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    if "PLAIN" in offered:
+        code, reply = client.docmd("AUTH", "PLAIN " + b64(f"\0{username}\0{password}"))
+    elif "LOGIN" in offered:
+        code, reply = client.docmd("AUTH", "LOGIN " + b64(username))
+        if code == 334:
+            code, reply = client.docmd(b64(password))
+    else:
+        raise smtplib.SMTPNotSupportedError("no AUTH PLAIN or LOGIN for a non-ASCII password")
+    if code not in (235, 503):  # 503: already authenticated
+        raise smtplib.SMTPAuthenticationError(code, reply)
+
+
+def _close(client: smtplib.SMTP) -> None:
+    try:
+        client.quit()
+    except (smtplib.SMTPException, OSError):
+        pass
+    finally:
+        client.close()
 
 
 class MailSettings(BaseModel):

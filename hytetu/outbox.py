@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from hytetu import db
@@ -91,11 +92,13 @@ def deliver_pending(
         candidates = list(s.execute(query.order_by(db.OutgoingMessage.id)))
     for row_id, state in candidates:
         with db.session_scope(url) as s:
-            claimed = s.execute(
-                update(db.OutgoingMessage)
-                .where(db.OutgoingMessage.id == row_id, db.OutgoingMessage.state == state)
-                .values(state="sending", attempts=db.OutgoingMessage.attempts + 1)
-            ).rowcount
+            claim = update(db.OutgoingMessage).where(
+                db.OutgoingMessage.id == row_id, db.OutgoingMessage.state == state
+            )
+            result = s.execute(
+                claim.values(state="sending", attempts=db.OutgoingMessage.attempts + 1)
+            )
+            claimed = cast("CursorResult[Any]", result).rowcount
             if not claimed:
                 continue  # another run took it
             row = s.get_one(db.OutgoingMessage, row_id)

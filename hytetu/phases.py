@@ -44,6 +44,7 @@ class PhaseReport:
     files: list[str] = field(default_factory=list)
     sent: int = 0
     failed: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,8 +58,8 @@ def load(config_folder: Path | str, url: str | None = None, actor: str = "hytetu
         result = load_config_into_db(config, s, actor=actor)
     return PhaseReport(
         "load",
-        did={"changes": len(result.changes), "warnings": len(config.warnings)},
-        files=[str(w) for w in config.warnings],
+        did={"changes": len(result.changes)},
+        warnings=[str(w) for w in config.warnings],
     )
 
 

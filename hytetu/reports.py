@@ -28,6 +28,8 @@ def phase_markdown(report: dict[str, Any]) -> str:
     lines.append(f"- **sent**: {report.get('sent', 0)}")
     if report.get("failed"):
         lines += ["", "## Failed", *[f"- {f}" for f in report["failed"]]]
+    if report.get("warnings"):
+        lines += ["", "## Warnings", *[f"- {w}" for w in report["warnings"]]]
     if report.get("files"):
         lines += ["", "## Files", *[f"- `{f}`" for f in report["files"]]]
     return "\n".join(lines) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,9 @@ def dotted(path: Path_) -> str:
     return out
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class _Loader(yaml.SafeLoader):
     pass
 
@@ -48,6 +52,8 @@ class _Loader(yaml.SafeLoader):
 def _no_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
     seen: set[Any] = set()
     for key_node, _ in node.value:
+        if key_node.tag == _MERGE_TAG:  # `<<: *defaults` is a merge, not a key
+            continue
         key = loader.construct_object(key_node)
         if key in seen:
             raise yaml.constructor.ConstructorError(
@@ -60,16 +66,43 @@ def _no_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
 
 
-def _record(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
+def _record(
+    node: yaml.Node,
+    path: Path_,
+    lines: dict[Path_, int],
+    key_of: Callable[[yaml.Node], Any],
+    seen: set[int],
+) -> None:
     lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        # An alias repeats a node: walk it once (no endless loop on `&a [*a]`, no blow-up).
+        if id(node) in seen:
+            return
+        seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            child = (*path, key_node.value)
-            _record(value_node, child, lines)
+            child = (*path, key_of(key_node))
+            _record(value_node, child, lines, key_of, seen)
             lines[child] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _record(item, (*path, i), lines)
+            _record(item, (*path, i), lines, key_of, seen)
+
+
+def _key_of(loader: _Loader) -> Callable[[yaml.Node], Any]:
+    """The key as it appears in the loaded data (``2025:`` is an int, ``no:`` a bool)."""
+
+    def key_of(node: yaml.Node) -> Any:
+        if isinstance(node, yaml.ScalarNode) and node.tag != _MERGE_TAG:
+            try:
+                key = loader.construct_object(node)
+                hash(key)
+                return key
+            except (yaml.YAMLError, TypeError):
+                pass
+        return node.value if isinstance(node.value, str) else str(node.start_mark)
+
+    return key_of
 
 
 def load_yaml(path: Path, display: str | None = None) -> YamlDoc:
@@ -83,23 +116,44 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDoc:
         raise YamlSyntaxError(
             Problem(name, None, "", f"not UTF-8 text (byte {e.start}); save the file as UTF-8")
         ) from None
-    loader = _Loader(text)
+    except OSError as e:  # a folder, no permission...
+        raise YamlSyntaxError(
+            Problem(name, None, "", f"cannot read the file: {e.strerror or e}")
+        ) from None
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as e:  # a control character such as NUL
+        line = text.count("\n", 0, e.position) + 1
+        raise YamlSyntaxError(
+            Problem(name, line, "", f"YAML syntax: character #x{e.character:04x} is not allowed")
+        ) from None
+    lines: dict[Path_, int] = {}
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
+        if node is not None:
+            _record(node, (), lines, _key_of(loader), set())
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else None
-        what = " ".join(x for x in (e.context, e.problem) if x)
-        raise YamlSyntaxError(Problem(name, line, "", f"YAML syntax: {what}")) from None
+        raise YamlSyntaxError(Problem(name, *_located(e))) from None
     except yaml.YAMLError as e:
         raise YamlSyntaxError(Problem(name, None, "", f"YAML syntax: {e}")) from None
     finally:
         loader.dispose()
-    lines: dict[Path_, int] = {}
-    if node is not None:
-        _record(node, (), lines)
     return YamlDoc(name, data, lines)
+
+
+def _located(e: yaml.MarkedYAMLError) -> tuple[int | None, str, str]:
+    """(line, field, message) of a syntax error: the line is where parsing failed; the
+    construct it was in (e.g. a flow mapping opened on an earlier line) is named too."""
+    mark = e.problem_mark or e.context_mark
+    line = mark.line + 1 if mark else None
+    what = e.problem or e.context or "invalid YAML"
+    if e.context and e.problem:
+        where = ""
+        if e.context_mark and e.problem_mark and e.context_mark.line != e.problem_mark.line:
+            where = f" started on line {e.context_mark.line + 1}"
+        what = f"{e.problem} ({e.context}{where})"
+    return line, "", f"YAML syntax: {what}"
 
 
 class YamlSyntaxError(Exception):
