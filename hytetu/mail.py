@@ -26,6 +26,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from hytetu.errors import DeliveryError
+from hytetu.transport_settings import EwsSettings, GraphSettings
 
 
 @dataclass(frozen=True)
@@ -108,9 +109,16 @@ def slug(text: str, max_length: int = 60) -> str:
 
 
 class Transport(Protocol):
+    """What every transport does. ``was_sent`` serves crash recovery: True or False when
+    the transport can tell whether a message with that Message-ID already went out (EWS and
+    Graph search Sent Items), None when it cannot (SMTP: resend with the same Message-ID so
+    the receiver can drop the duplicate)."""
+
     name: str
 
     def send(self, raw: bytes, sender: str, recipients: list[str]) -> Receipt: ...
+
+    def was_sent(self, message_id: str, sender: str) -> bool | None: ...
 
 
 class FileOutbox:
@@ -120,6 +128,9 @@ class FileOutbox:
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
+
+    def was_sent(self, message_id: str, sender: str) -> bool | None:
+        return None
 
     def send(self, raw: bytes, sender: str, recipients: list[str]) -> Receipt:
         digest = hashlib.sha256(raw).hexdigest()[:10]
@@ -179,6 +190,9 @@ class SmtpTransport:
                 permanent=True,
             )
         return password
+
+    def was_sent(self, message_id: str, sender: str) -> bool | None:
+        return None  # SMTP cannot look back: resend with the same Message-ID
 
     def send(self, raw: bytes, sender: str, recipients: list[str]) -> Receipt:
         s = self.settings
@@ -284,9 +298,11 @@ class MailSettings(BaseModel):
     """The ``mail:`` block of region.yaml. Secrets never go here: only names of env vars."""
 
     model_config = ConfigDict(extra="forbid")
-    transport: Literal["file", "smtp"] = "file"
+    transport: Literal["file", "smtp", "ews", "graph"] = "file"
     outbox: str = Field("outbox", description="Folder of the file outbox, relative to --out")
     smtp: SmtpSettings | None = None
+    ews: EwsSettings | None = None
+    graph: GraphSettings | None = None
 
 
 def make_transport(settings: MailSettings, out_dir: Path) -> Transport:
@@ -296,4 +312,16 @@ def make_transport(settings: MailSettings, out_dir: Path) -> Transport:
         if settings.smtp is None:
             raise DeliveryError("mail.transport is smtp but mail.smtp is missing", permanent=True)
         return SmtpTransport(settings.smtp)
+    if choice == "ews":
+        if settings.ews is None:
+            raise DeliveryError("mail.transport is ews but mail.ews is missing", permanent=True)
+        from hytetu.ews import EwsTransport
+
+        return EwsTransport(settings.ews)
+    if choice == "graph":
+        if settings.graph is None:
+            raise DeliveryError("mail.transport is graph but mail.graph is missing", permanent=True)
+        from hytetu.graph import GraphTransport
+
+        return GraphTransport(settings.graph)
     return FileOutbox(out_dir / settings.outbox)

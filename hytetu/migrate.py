@@ -20,4 +20,4 @@ def alembic_config(url: str | None = None) -> AlembicConfig:
 
 def upgrade(url: str | None = None) -> None:
     """Bring the database at ``url`` to the newest schema (creates it when empty)."""
-    command.upgrade(alembic_config(url), "head")
+    command.upgrade(alembic_config(url), "heads")
