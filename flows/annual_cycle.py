@@ -1,13 +1,31 @@
-"""The daily tick: look at the cycle and run, in order, the phases that are due."""
+"""The daily tick: look at the cycle and run, in order, the phases that are due.
+
+Each phase is its own flow (and deployment); ``PHASE_FLOWS`` maps the phase names of
+``hytetu.phases.due_phases`` to them. A new phase is one entry there, in the order of
+``hytetu.phases.PHASES``.
+
+After downtime one late tick catches up in order, because every phase decides from the
+database what is still undone ``as_of``: notes of the sessions held meanwhile are imported,
+the feedback window is opened (and closed, if its deadline has passed), compiled and
+rendered. Invitations and reminders for sessions that have already ended are not sent
+(there is nothing left to attend); those for sessions still ahead go out late. A reminder
+is not sent once the window has closed.
+"""
 
 from __future__ import annotations
 
+import inspect
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
-from prefect import flow
+from prefect import Flow, flow
 
 from flows.compile import compile_findings
 from flows.dispatch import dispatch_memos
+from flows.feedback_import import import_feedback
 from flows.feedback_window import (
     close_feedback_window,
     open_feedback_window,
@@ -16,35 +34,88 @@ from flows.feedback_window import (
 from flows.invitations import send_invitations
 from flows.render import render_memos
 from flows.session_notes import import_session_notes
+from hytetu.errors import HytetuError
 from hytetu.phases import default_out_dir, resolve_as_of
-from tasks import phases
+from tasks import phases, reporting
+
+# phase (as ``due_phases`` names it) -> the flow that runs it; each flow takes the subset
+# of (as_of, out_dir) it declares.
+PHASE_FLOWS: dict[str, Flow[..., Any]] = {
+    "invitations": send_invitations,
+    "open_feedback": open_feedback_window,
+    "remind_feedback": remind_feedback_window,
+    "import_feedback": import_feedback,
+    "import_notes": import_session_notes,
+    "close_feedback": close_feedback_window,
+    "compile": compile_findings,
+    "render": render_memos,
+    "dispatch": dispatch_memos,
+}
+
+
+@contextmanager
+def transport_forced_to_file(dry_run: bool) -> Iterator[None]:
+    """A dry run: every message goes to the file outbox, whatever region.yaml says."""
+    if not dry_run:
+        yield
+        return
+    before = os.environ.get("HYTETU_TRANSPORT")
+    os.environ["HYTETU_TRANSPORT"] = "file"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("HYTETU_TRANSPORT", None)
+        else:
+            os.environ["HYTETU_TRANSPORT"] = before
+
+
+def run_phase_flow(phase: str, as_of: datetime, out_dir: str) -> Any:
+    flow_ = PHASE_FLOWS[phase]
+    accepted = inspect.signature(flow_.fn).parameters
+    given = {"as_of": as_of, "out_dir": out_dir}
+    return flow_(**{k: v for k, v in given.items() if k in accepted})
 
 
 @flow(name="annual-cycle", log_prints=True)
-def annual_cycle(as_of: datetime | None = None, out_dir: str | None = None) -> list[str]:
-    """Run what is due ``as_of`` (default: now): invitations, the feedback window, notes,
-    compilation, rendering and dispatch of approved memos. Running it twice does nothing
-    the second time; after downtime it catches up in order."""
-    as_of = resolve_as_of(as_of)
-    out_dir = out_dir or default_out_dir()
-    due = phases.due_phases(as_of)
-    for phase in due:
-        if phase == "invitations":
-            send_invitations(as_of=as_of, out_dir=out_dir)
-        elif phase == "open_feedback":
-            open_feedback_window(as_of=as_of, out_dir=out_dir)
-        elif phase == "remind_feedback":
-            remind_feedback_window(as_of=as_of, out_dir=out_dir)
-        elif phase == "import_notes":
-            import_session_notes(as_of=as_of)
-        elif phase == "close_feedback":
-            close_feedback_window(as_of=as_of, out_dir=out_dir)
-        elif phase == "compile":
-            compile_findings()
-        elif phase == "render":
-            render_memos(out_dir=out_dir)
-        elif phase == "dispatch":
-            dispatch_memos(as_of=as_of, out_dir=out_dir)
+def annual_cycle(
+    as_of: datetime | None = None,
+    out_dir: str | None = None,
+    dry_run: bool = False,
+) -> list[str]:
+    """Run what is due ``as_of``: invitations, the feedback window, notes, compilation,
+    rendering, the request for approval, and dispatch of approved memos. Running it twice
+    does nothing the second time; after downtime it catches up in order.
+
+    Args:
+        as_of: The moment to act as of (ISO 8601, e.g. 2025-10-02T07:00:00+03:00). Empty
+            means now. A time without a zone is read in the region's time zone.
+        out_dir: The folder for calendars, memos and the file outbox. Empty means the
+            worker's HYTETU_OUT (default hytetu-out, relative to the checkout).
+        dry_run: Send nothing for real: every message of this run goes to the file outbox
+            (.eml files) whatever transport region.yaml chooses.
+    """
+    with transport_forced_to_file(dry_run):
+        return _tick(as_of, out_dir, dry_run)
+
+
+def _tick(as_of: datetime | None, out_dir: str | None, dry_run: bool) -> list[str]:
+    step = "tick"
+    try:
+        as_of = resolve_as_of(as_of)
+        out_dir = out_dir or default_out_dir()
+        due = phases.due_phases(as_of)
+        results: dict[str, Any] = {}
+        for step in due:
+            results[step] = run_phase_flow(step, as_of, out_dir)
+    except HytetuError as e:
+        # The reason in the error's own words (file, line, field), for the coordinator.
+        reporting.publish_failure(step, e)
+        raise
+    reporting.publish_tick(as_of, results, dry_run)
+    waiting = reporting.publish_approval_request(out_dir)
+    if waiting:
+        print(f"{waiting} memo versions wait for approval: see the approval request artifact")
     if not due:
         print(f"{as_of:%Y-%m-%d %H:%M}: nothing is due")
     return due

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from tasks import phases
-from tasks.reporting import publish
+from tasks.reporting import publish, publish_compilation
 
 
 @flow(name="compile-findings", log_prints=True)
@@ -13,4 +13,5 @@ def compile_findings() -> dict:
     """Pool the findings per goal cell, merge near-duplicates, mark common themes."""
     report = phases.compile_findings()
     publish(report)
+    publish_compilation()
     return report

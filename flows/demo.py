@@ -40,16 +40,16 @@ def _run_demo(config: Path, out: Path, echo: Callable[[str], None]) -> dict:
     with db.session_scope(url) as s:
         view = cycle_view(s)
         approve_at = ticks[-1] + timedelta(days=1)
-        drafts = [v for v in memos.latest_versions(view) if v.status == "draft"]
-        for v in drafts:
-            memos.decide(
-                view,
-                v.id,
-                approve=True,
-                actor="demo: simulated coordinator",
-                comment="approved in the demo",
-                at=approve_at,
-            )
+        # The answer the review-memos flow would get from the coordinator's form, given
+        # directly: the demo must not pause.
+        drafts = memos.apply_review(
+            view,
+            [],
+            actor="demo: simulated coordinator",
+            approve_all=True,
+            comment="approved in the demo",
+            at=approve_at,
+        )
     echo(f"{approve_at:%Y-%m-%d}: {len(drafts)} memos approved (simulated coordinator)")
     dispatch_at = approve_at + timedelta(hours=1)
     due = annual_cycle(as_of=dispatch_at, out_dir=str(out))
@@ -73,9 +73,13 @@ def summary(url: str, out: Path) -> dict:
             select(func.count()).select_from(db.OutgoingMessage).filter_by(state="failed")
         )
         findings = s.scalar(select(func.count()).select_from(db.Finding))
+        responses = s.execute(
+            select(db.FeedbackResponse.late, func.count()).group_by(db.FeedbackResponse.late)
+        ).all()
         return {
             "sessions": len(view.sessions()),
             "findings": findings,
+            "feedback": {"late" if late else "on_time": n for late, n in responses},
             "messages": by_purpose,
             "failed": failed,
             "memos": [v.filename for v in memos.latest_versions(view)],

@@ -1,14 +1,36 @@
-"""Dispatch approved memos to each municipality's registry (kirjaamo)."""
+"""Dispatch approved memos to each municipality's registry (kirjaamo).
+
+The send rate and "never the same row twice" are kept by the database (a shared rate
+limiter and leased claims in hytetu.outbox), so any number of these runs, from the daily
+tick, the UI or another worker, can overlap safely.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from prefect import flow
+from prefect.artifacts import create_table_artifact
 
+from hytetu.dispatch import read_csv
 from hytetu.phases import default_out_dir, resolve_as_of
 from tasks import phases
 from tasks.reporting import publish
+
+TABLE_COLUMNS = [
+    "state",
+    "this_run",
+    "recipient",
+    "cc",
+    "municipality",
+    "document",
+    "attachment_sha256",
+    "message_id",
+    "sent_at",
+    "attempts",
+    "error",
+]
 
 
 @flow(name="dispatch-memos", log_prints=True)
@@ -16,4 +38,18 @@ def dispatch_memos(as_of: datetime | None = None, out_dir: str | None = None) ->
     """Send each approved memo to its registries, once; report what went where."""
     report = phases.dispatch_memos(resolve_as_of(as_of), out_dir or default_out_dir())
     publish(report)
+    publish_letters(report)
     return report
+
+
+def publish_letters(report: dict) -> None:
+    """The proof of this run as a table artifact: every letter, its state and hashes."""
+    reports = [f for f in report.get("files", []) if f.endswith(".csv")]
+    if not reports:
+        return
+    rows = [{c: row.get(c, "") for c in TABLE_COLUMNS} for row in read_csv(Path(reports[0]))]
+    create_table_artifact(
+        table=rows,
+        key="dispatch-letters",
+        description=f"Kirjaamoihin lähetetyt kirjeet / letters to registries ({reports[0]})",
+    )

@@ -19,17 +19,35 @@ def _step(step: str, as_of: datetime | None, out_dir: str | None) -> dict:
 
 @flow(name="open-feedback-window", log_prints=True)
 def open_feedback_window(as_of: datetime | None = None, out_dir: str | None = None) -> dict:
-    """Open the window and tell every contact how to respond and by when."""
+    """Open the window and tell every contact how to respond and by when.
+
+    Args:
+        as_of: The moment to act as of (ISO 8601). Empty means now, in the region's zone.
+        out_dir: The folder for calendars, memos and the file outbox. Empty means the
+            worker's HYTETU_OUT.
+    """
     return _step("open", as_of, out_dir)
 
 
 @flow(name="remind-feedback-window", log_prints=True)
 def remind_feedback_window(as_of: datetime | None = None, out_dir: str | None = None) -> dict:
-    """Remind every contact of the deadline (once)."""
+    """Remind every contact of the deadline (once).
+
+    Args:
+        as_of: The moment to act as of (ISO 8601). Empty means now, in the region's zone.
+        out_dir: The folder for calendars, memos and the file outbox. Empty means the
+            worker's HYTETU_OUT.
+    """
     return _step("remind", as_of, out_dir)
 
 
 @flow(name="close-feedback-window", log_prints=True)
 def close_feedback_window(as_of: datetime | None = None, out_dir: str | None = None) -> dict:
-    """Close the window at the deadline; later responses are marked late."""
+    """Close the window at the deadline; later responses are marked late.
+
+    Args:
+        as_of: The moment to act as of (ISO 8601). Empty means now, in the region's zone.
+        out_dir: The folder for calendars, memos and the file outbox. Empty means the
+            worker's HYTETU_OUT.
+    """
     return _step("close", as_of, out_dir)

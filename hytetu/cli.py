@@ -27,6 +27,10 @@ db_app = typer.Typer(help="The application database.", no_args_is_help=True)
 memos_app = typer.Typer(help="Review and approve memos.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(memos_app, name="memos")
+notes_app = typer.Typer(help="Session notes: XLSX template, import.", no_args_is_help=True)
+findings_app = typer.Typer(help="Correct the compilation.", no_args_is_help=True)
+app.add_typer(notes_app, name="notes")
+app.add_typer(findings_app, name="findings")
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "examples" / "keski-suomi-2025"
 
@@ -99,12 +103,15 @@ def tick(
         datetime | None, typer.Option(help="Simulated time (region's zone); default now")
     ] = None,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("hytetu-out"),
+    dry_run: Annotated[
+        bool, typer.Option(help="Every message of this run to the file outbox (.eml)")
+    ] = False,
 ) -> None:
     """Run the daily tick once, as a Prefect flow run."""
     from flows.annual_cycle import annual_cycle
 
     try:
-        due = annual_cycle(as_of=as_of, out_dir=str(out))
+        due = annual_cycle(as_of=as_of, out_dir=str(out), dry_run=dry_run)
     except HytetuError as e:
         _fail(e)
         return
@@ -159,6 +166,95 @@ def memos_reject(
     _decide(version_ids, False, comment, by)
 
 
+@notes_app.command("template")
+def notes_template(
+    session: Annotated[str, typer.Argument(help="A session id from the cycle config")],
+    out: Annotated[Path, typer.Option(help="The workbook to write (.xlsx)")],
+) -> None:
+    """Write the notes workbook of a session for the secretary to fill in."""
+    from hytetu.notes import write_template
+    from hytetu.state import cycle_view
+
+    try:
+        with db.session_scope() as s:
+            write_template(cycle_view(s), session, out)
+    except HytetuError as e:
+        _fail(e)
+        return
+    typer.echo(f"wrote {out}")
+
+
+@notes_app.command("import")
+def notes_import(
+    path: Annotated[Path, typer.Argument(help="A notes file: .xlsx from the template or .yaml")],
+) -> None:
+    """Import a session's notes; a corrected file replaces that session's findings."""
+    from hytetu.notes import import_notes_file
+    from hytetu.state import cycle_view
+
+    try:
+        with db.session_scope() as s:
+            result = import_notes_file(cycle_view(s), path)
+    except HytetuError as e:
+        _fail(e)
+        return
+    for w in result.warnings:
+        typer.echo(f"  warning: {w}")
+    if not result.changed:
+        typer.echo(f"{result.session_key}: unchanged")
+        return
+    typer.echo(f"{result.session_key}: +{len(result.added)} -{len(result.removed)}")
+    for t in result.added:
+        typer.echo(f"  + {t}")
+    for t in result.removed:
+        typer.echo(f"  - {t}")
+
+
+def _correct(kind: str, payload: dict, by: str) -> None:
+    from hytetu.findings import add_correction
+    from hytetu.state import cycle_view
+
+    try:
+        with db.session_scope() as s:
+            row = add_correction(cycle_view(s), kind, payload, actor=by)
+            typer.echo(f"correction {row.id} ({kind}) saved; it applies from the next compile")
+    except HytetuError as e:
+        _fail(e)
+
+
+@findings_app.command("merge")
+def findings_merge(
+    cell: Annotated[str, typer.Argument(help="PRIORITY_AREA/SERVICE_AREA")],
+    first: Annotated[str, typer.Argument(help="A finding of one theme (a unique part will do)")],
+    second: Annotated[str, typer.Argument(help="A finding of the theme to merge into it")],
+    by: Annotated[str, typer.Option(help="Who corrects")] = os.environ.get("USER", "admin"),
+) -> None:
+    """Merge two themes of a cell into one."""
+    _correct("merge", {"cell": cell, "a": first, "b": second}, by)
+
+
+@findings_app.command("split")
+def findings_split(
+    cell: Annotated[str, typer.Argument(help="PRIORITY_AREA/SERVICE_AREA")],
+    finding: Annotated[str, typer.Argument(help="The finding to take out of its theme")],
+    by: Annotated[str, typer.Option(help="Who corrects")] = os.environ.get("USER", "admin"),
+) -> None:
+    """Take a finding out of its theme: it becomes a theme of its own."""
+    _correct("split", {"cell": cell, "text": finding}, by)
+
+
+@findings_app.command("reclassify")
+def findings_reclassify(
+    response: Annotated[int, typer.Argument(help="A feedback response id")],
+    cell: Annotated[
+        str | None, typer.Option(help="PRIORITY_AREA/SERVICE_AREA; leave out for unclassified")
+    ] = None,
+    by: Annotated[str, typer.Option(help="Who corrects")] = os.environ.get("USER", "admin"),
+) -> None:
+    """Put a feedback response in a cell (or back to unclassified)."""
+    _correct("reclassify", {"response_id": response, "cell": cell}, by)
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where the demo writes everything")] = Path(
@@ -200,6 +296,11 @@ def demo(
         f"{messages.get('feedback_reminder', 0)} reminders"
     )
     typer.echo(f"  findings imported   {result['findings']}")
+    responses = result.get("feedback", {})
+    typer.echo(
+        f"  feedback responses  {responses.get('on_time', 0)} on time + "
+        f"{responses.get('late', 0)} late (form exports in the config's feedback/)"
+    )
     typer.echo(f"  memos rendered      {len(result['memos'])}")
     typer.echo(f"  memos dispatched    {messages.get('memo', 0)} letters to registries")
     typer.echo(f"  failed messages     {result['failed']}")
@@ -207,6 +308,106 @@ def demo(
     typer.echo(f"  calendars (.ics)    {out / 'calendars'}")
     typer.echo(f"  memos (PDF/A)       {out / 'memos'}")
     typer.echo(f"  database            {out / 'hytetu.db'}")
+
+
+feedback_app = typer.Typer(help="Feedback window responses.", no_args_is_help=True)
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("import")
+def feedback_import_file(
+    file: Annotated[Path, typer.Argument(help="A form export (.csv or .xlsx)")],
+) -> None:
+    """Import a Webropol or Microsoft Forms export; all or nothing, duplicates skipped."""
+    from hytetu.errors import FeedbackImportError
+    from hytetu.feedback_import import import_file
+    from hytetu.state import cycle_view
+
+    try:
+        with db.session_scope() as s:
+            r = import_file(cycle_view(s), file)
+    except FeedbackImportError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    except HytetuError as e:
+        _fail(e)
+        return
+    typer.echo(
+        f"{file}: {r.added} added ({r.late} late), {r.duplicates} already imported, "
+        f"{r.empty_rows} empty rows skipped"
+    )
+
+
+@app.command("serve-feedback")
+def serve_feedback(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+) -> None:
+    """Serve the built-in feedback form (fi, sv) while the window is open."""
+    from hytetu.webform import serve
+
+    serve(host=host, port=port)
+
+
+@app.command()
+def purge(
+    older_than_years: Annotated[
+        int, typer.Option(help="Retention: purge cycles whose year + N is before this year")
+    ] = 2,
+) -> None:
+    """Delete personal data (respondents' e-mails, copies of messages to people,
+    removed contacts) of old cycles; findings, texts and counts stay."""
+    from hytetu.feedback import purge_personal_data
+
+    with db.session_scope() as s:
+        r = purge_personal_data(s, older_than_years, datetime.now().astimezone())
+    years = ", ".join(str(y) for y in r.cycles) or "none"
+    typer.echo(
+        f"cycles purged: {years}; e-mails removed: {r.responses}; message copies cleared: "
+        f"{r.messages}; contacts anonymised: {r.contacts}"
+    )
+
+
+dispatch_app = typer.Typer(help="Letters to the municipal registries.", no_args_is_help=True)
+app.add_typer(dispatch_app, name="dispatch")
+
+
+@dispatch_app.command("status")
+def dispatch_status(
+    csv_path: Annotated[
+        Path | None, typer.Option("--csv", help="Also write the report as CSV to this file")
+    ] = None,
+) -> None:
+    """Every memo letter of the cycle: state, recipient, document, Message-ID, sent time."""
+    from collections import Counter
+
+    from hytetu.dispatch import report_rows, write_csv
+    from hytetu.state import cycle_view
+
+    try:
+        with db.session_scope() as s:
+            view = cycle_view(s)
+            rows = report_rows(s, view.cycle.id)
+            year = view.cycle.year
+    except HytetuError as e:
+        _fail(e)
+        return
+    counts = Counter(r["state"] for r in rows)
+    summary = ", ".join(f"{state} {n}" for state, n in sorted(counts.items())) or "no letters"
+    typer.echo(f"dispatch {year}: {summary}")
+    for r in rows:
+        when = r["sent_at"][:19].replace("T", " ") or "-"
+        typer.echo(
+            f"{r['state']:<10} {r['recipient']:<32} {r['document']:<48} "
+            f"{r['attempts']:>2}  {when}  {r['message_id']}"
+        )
+        if r["error"] and r["state"] != "sent":
+            typer.echo(f"{'':<10} {r['error']}")
+    if csv_path is not None:
+        write_csv(rows, csv_path)
+        typer.echo(f"report: {csv_path}")
+    if counts.get("failed"):
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover

@@ -141,11 +141,36 @@ class CycleInfo(_Model):
     common_threshold: int = Field(2, ge=1, description="Groups needed for a common theme")
 
 
+ColumnNames = Annotated[
+    list[Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]],
+    BeforeValidator(lambda v: [v] if isinstance(v, str) else v),
+    Field(description="A column's header, or several: the first one in the file is used"),
+]
+
+
+class FeedbackImport(_Model):
+    """Which column of a form export (Webropol, Microsoft Forms; CSV or XLSX) holds what.
+    Files are read from ``feedback/`` in the config folder; the defaults fit both."""
+
+    received_at: ColumnNames = ["Vastausaika", "Valmistumisaika", "Completion time"]
+    organisation: ColumnNames = ["Organisaatio", "Organisation"]
+    respondent_type: ColumnNames = ["Vastaajan tyyppi", "Respondent type"]
+    municipality: ColumnNames = ["Kunta tai kuntaryhmä", "Municipality"]
+    priority_area: ColumnNames = ["Painopiste", "Priority area"]
+    service_area: ColumnNames = ["Palvelualue", "Service area"]
+    text: ColumnNames = ["Näkemys", "Your view"]
+    email: ColumnNames = ["Sähköposti", "Email"]
+    max_text: int = Field(5000, ge=100, le=100_000, description="Longest text accepted")
+
+
 class FeedbackWindow(_Model):
     opens: date
     deadline: date = Field(description="Last day to respond, inclusive, region's time zone")
     url: str | None = None
     reminder_days: int = Field(7, ge=0, le=60)
+    import_: FeedbackImport = Field(
+        FeedbackImport(), alias="import", description="Column mapping of form exports"
+    )
 
 
 class Area(_Model):
@@ -179,11 +204,34 @@ class Session(_Model):
     status: Literal["scheduled", "cancelled"] = "scheduled"
 
 
+class DispatchSettings(_Model):
+    """The ``dispatch:`` block of cycle.yaml: how approved memos go to the registries."""
+
+    cc_contacts: bool = Field(
+        False, description="Copy (cc) each letter to the municipality's hyte coordinators"
+    )
+    summary_to_stakeholders: bool = Field(
+        False, description="Send the regional summary also to every stakeholder's contacts"
+    )
+    rate_per_minute: int = Field(
+        30, ge=1, le=10000, description="Most messages sent a minute, by all runs together"
+    )
+    max_attachment_mb: float = Field(
+        20, gt=0, description="Largest total size of a letter's attachments, in megabytes"
+    )
+    lease_seconds: int = Field(
+        600,
+        ge=0,
+        description="A message left 'sending' this long by a run that died is checked and re-sent",
+    )
+
+
 class CycleFile(_Model):
     cycle: CycleInfo
     feedback: FeedbackWindow
     goal_matrix: GoalMatrix
     sessions: list[Session] = Field(min_length=1)
+    dispatch: DispatchSettings = DispatchSettings()
 
 
 @dataclass(frozen=True)

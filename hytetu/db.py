@@ -346,6 +346,57 @@ class OutgoingMessage(Base):
     receipt: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    # The lease of the run sending it: only an expired lease may be taken over (recovery).
+    claimed_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(120))
+    first_attempt_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+    recovered: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+class RateLimiter(Base):
+    """One row per rate-limited sender; its UPDATE serialises the takers of send slots."""
+
+    __tablename__ = "rate_limiter"
+    key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    touched_at: Mapped[datetime | None]
+
+
+class SendSlot(Base):
+    """A send taken from a rate limiter's sliding window."""
+
+    __tablename__ = "send_slot"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    limiter: Mapped[str] = mapped_column(String(320), index=True)
+    at: Mapped[datetime]
+    run: Mapped[str] = mapped_column(String(120))
+
+
+class FeedbackImport(Base):
+    """A form-export file that was imported (its hash makes re-imports a no-op)."""
+
+    __tablename__ = "feedback_import"
+    __table_args__ = (UniqueConstraint("cycle_id", "sha256"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycle.id"))
+    filename: Mapped[str] = mapped_column(String(300))
+    sha256: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int]
+    added: Mapped[int]
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FindingCorrection(Base):
+    """An admin's correction of the compilation (merge, split, reclassify), re-applied on
+    every compile."""
+
+    __tablename__ = "finding_correction"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycle.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AuditEvent(Base):

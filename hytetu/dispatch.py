@@ -1,99 +1,185 @@
-"""Dispatch (lähetys): approved memos to each municipality's registry (kirjaamo).
+"""Dispatch (lähetys): approved memos to each municipality's registry (kirjaamo), once, with proof.
 
-One outgoing message per (approved version, registry), queued in the outbox under a
-deterministic key, so a re-run or a second worker never makes a second letter.
+One outgoing message per (approved version, recipient), queued in the outbox under a
+deterministic key, so a re-run or a second worker never makes a second letter; then the
+unsent ones are delivered at the configured rate, with retries of temporary errors, and a
+CSV report of what went where (with each attachment's SHA-256) is written for the record.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import csv
+import email
+import hashlib
+import re
+import zlib
+from dataclasses import dataclass, field
 from datetime import datetime
+from email import policy
+from email.message import EmailMessage
+from functools import partial
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from hytetu import db
-from hytetu.mail import Attachment, build_message
-from hytetu.outbox import enqueue
-from hytetu.state import CycleView
+from hytetu.config import DispatchSettings
+from hytetu.mail import Attachment, MailSettings, Transport, build_message, make_transport
+from hytetu.memos import memo_language
+from hytetu.outbox import DeliveryReport, RetryPolicy, deliver_pending, enqueue, run_id
+from hytetu.ratelimit import RateLimiter
+from hytetu.state import CycleView, cycle_view
+
+REPORT_COLUMNS = [
+    "row_id",
+    "recipient",
+    "cc",
+    "municipality",
+    "document",
+    "version",
+    "attachment_sha256",
+    "message_id",
+    "state",
+    "attempts",
+    "sent_at",
+    "error",
+    "this_run",
+]
 
 
 @dataclass
 class DispatchPlan:
     queued: int = 0
     already: int = 0
+    superseded: int = 0
     waiting_approval: list[str] | None = None
+    problems: list[str] = field(default_factory=list)  # letters not queued, and why
 
 
-def _recipients(view: CycleView, memo: db.Memo) -> list[db.Municipality]:
-    if memo.group is not None:
-        return [m for m in memo.group.municipalities if m.active]
-    return list(
-        view.session.scalars(
-            select(db.Municipality)
-            .filter_by(region_id=view.region.id, active=True)
-            .order_by(db.Municipality.key)
+def dispatch_settings(view: CycleView) -> DispatchSettings:
+    return DispatchSettings.model_validate(view.cycle.settings.get("dispatch") or {})
+
+
+def is_pdfa(pdf: bytes) -> bool:
+    """A PDF whose XMP metadata declares PDF/A (``pdfaid:part``), compressed or not."""
+    if not pdf.startswith(b"%PDF-"):
+        return False
+    if b"pdfaid:part" in pdf:
+        return True
+    for match in re.finditer(rb"stream\r?\n", pdf):
+        chunk = pdf[match.end() : match.end() + 200_000]
+        try:
+            text = zlib.decompressobj().decompress(chunk, 1_000_000)
+        except zlib.error:
+            continue
+        if b"pdfaid:part" in text:
+            return True
+    return False
+
+
+def check_attachments(attachments: list[Attachment], limit_mb: float) -> str | None:
+    """Why these attachments cannot go out, or None: each a PDF/A, the total under the limit."""
+    for a in attachments:
+        if a.mimetype == "application/pdf" and not is_pdfa(a.content):
+            return f"{a.filename} is not a PDF/A document (no pdfaid:part in its XMP metadata)"
+    total = sum(len(a.content) for a in attachments)
+    if total > limit_mb * 1024 * 1024:
+        names = ", ".join(a.filename for a in attachments)
+        return (
+            f"{names}: the attachments are {total / 1024 / 1024:.1f} MB, over the limit of "
+            f"{limit_mb:g} MB (dispatch.max_attachment_mb in cycle.yaml); not sent"
         )
-    )
+    return None
 
 
-def queue_letters(view: CycleView, as_of: datetime) -> DispatchPlan:
-    """Queue a letter to every registry for the newest approved version of each memo."""
+@dataclass(frozen=True)
+class Recipient:
+    """Where one letter goes: a registry (with its cc) or a stakeholder's contacts."""
+
+    key: str  # in the dedupe key: the municipality's key, or stakeholder:<key>
+    name: str
+    to: list[tuple[str, str]]
+    cc: list[tuple[str, str]]
+
+
+def _recipients(view: CycleView, memo: db.Memo, settings: DispatchSettings) -> list[Recipient]:
+    s = view.session
+    if memo.group is not None:
+        municipalities = [m for m in memo.group.municipalities if m.active]
+    else:
+        municipalities = list(
+            s.scalars(
+                select(db.Municipality)
+                .filter_by(region_id=view.region.id, active=True)
+                .order_by(db.Municipality.key)
+            )
+        )
+    hyte: dict[str, list[tuple[str, str]]] = {}
+    if settings.cc_contacts:
+        for c in view.contacts():
+            if c.role == "hyte_coordinator":
+                hyte.setdefault(c.org_key, []).append((c.name, c.email))
+    out = []
+    for m in municipalities:
+        name = view.text(m.name)
+        cc = [p for p in hyte.get(m.key, []) if p[1].lower() != m.registry_email.lower()]
+        out.append(Recipient(m.key, name, [(name, m.registry_email)], cc))
+    if memo.group is None and settings.summary_to_stakeholders:
+        contacts: dict[str, list[tuple[str, str]]] = {}
+        for c in view.contacts():
+            contacts.setdefault(c.org_key, []).append((c.name, c.email))
+        for st in s.scalars(
+            select(db.Stakeholder)
+            .filter_by(region_id=view.region.id, active=True)
+            .order_by(db.Stakeholder.key)
+        ):
+            if contacts.get(st.key):
+                out.append(
+                    Recipient(f"stakeholder:{st.key}", view.text(st.name), contacts[st.key], [])
+                )
+    return out
+
+
+def queue_letters(
+    view: CycleView, as_of: datetime, settings: DispatchSettings | None = None
+) -> DispatchPlan:
+    """Queue a letter to every recipient for the newest approved version of each memo.
+
+    A letter of an older version that is still unsent is superseded (never sent); the new
+    version's cover letter says it replaces the earlier one where that one went out.
+    """
+    settings = settings or dispatch_settings(view)
     plan = DispatchPlan(waiting_approval=[])
-    memos = view.session.scalars(
-        select(db.Memo).filter_by(cycle_id=view.cycle.id).order_by(db.Memo.key)
-    )
+    s = view.session
+    memos = s.scalars(select(db.Memo).filter_by(cycle_id=view.cycle.id).order_by(db.Memo.key))
     for memo in memos:
-        approved = [v for v in memo.versions if v.status == "approved"]
         if not memo.versions:
             continue
         if memo.versions[-1].status == "draft":
             plan.waiting_approval.append(memo.versions[-1].filename)  # type: ignore[union-attr]
+        approved = [v for v in memo.versions if v.status == "approved"]
         if not approved:
             continue
         version = approved[-1]
-        replaces = approved[-2].filename if len(approved) > 1 else None
-        for m in _recipients(view, memo):
-            language = view.language
-            context = {
-                "registry_name": view.text(m.name, language),
-                "region": view.text(view.region.name, language),
-                "cycle_title": view.text(view.cycle.title, language),
-                "document_kind": ("muistio" if memo.kind == "group" else "koonti")
-                if language == "fi"
-                else ("promemoria" if memo.kind == "group" else "sammandrag"),
-                "group": view.text(memo.group.name, language) if memo.group else None,
-                "reference": view.cycle.reference,
-                "replaces": replaces,
-                "filename": version.filename,
-                "sender": view.region.sender_name,
-                "sender_email": view.region.sender_email,
-            }
-
-            def build(
-                message_id: str,
-                m: db.Municipality = m,
-                context: dict = context,
-                version: db.MemoVersion = version,
-                language: str = language,
-            ):
-                return build_message(
-                    sender=(view.region.sender_name, view.region.sender_email),
-                    to=[(context["registry_name"], m.registry_email)],
-                    subject=view.render("cover_letter_subject.txt.j2", language, context).strip(),
-                    text=view.render("cover_letter.txt.j2", language, context),
-                    attachments=[Attachment(version.filename, version.pdf)],
-                    message_id=message_id,
-                    date=as_of,
-                    language=language,
-                )
-
+        earlier = {v.id: v for v in approved[:-1]}
+        if earlier:
+            plan.superseded += _supersede(s, list(earlier), version)
+        attachments = [Attachment(version.filename, version.pdf)]
+        problem = check_attachments(attachments, settings.max_attachment_mb)
+        if problem is not None:
+            plan.problems.append(problem)
+            continue
+        for r in _recipients(view, memo, settings):
+            key = f"memo:{version.id}:{r.key}"
+            replaces = _replaced(s, earlier, r.key) if earlier else None
             _, created = enqueue(
-                view.session,
+                s,
                 cycle_id=view.cycle.id,
-                dedupe_key=f"memo:{version.id}:{m.key}",
+                dedupe_key=key,
                 purpose="memo",
                 sender_email=view.region.sender_email,
-                build=build,
+                build=partial(_letter, view, memo, version, r, replaces, attachments, as_of),
                 memo_version_id=version.id,
             )
             if created:
@@ -101,3 +187,221 @@ def queue_letters(view: CycleView, as_of: datetime) -> DispatchPlan:
             else:
                 plan.already += 1
     return plan
+
+
+def _supersede(s: Any, earlier_ids: list[int], version: db.MemoVersion) -> int:
+    result = s.execute(
+        update(db.OutgoingMessage)
+        .where(
+            db.OutgoingMessage.memo_version_id.in_(earlier_ids),
+            db.OutgoingMessage.state == "pending",
+        )
+        .values(
+            state="superseded",
+            last_error=f"replaced by {version.filename} before it was sent",
+        )
+    )
+    return int(result.rowcount or 0)
+
+
+def _replaced(s: Any, earlier: dict[int, db.MemoVersion], recipient_key: str) -> str | None:
+    """The filename of the newest earlier version that went (or may have gone) to them."""
+    for vid in sorted(earlier, reverse=True):
+        state = s.scalar(
+            select(db.OutgoingMessage.state).filter_by(dedupe_key=f"memo:{vid}:{recipient_key}")
+        )
+        if state in ("sent", "sending"):
+            return earlier[vid].filename
+    return None
+
+
+def _letter(
+    view: CycleView,
+    memo: db.Memo,
+    version: db.MemoVersion,
+    r: Recipient,
+    replaces: str | None,
+    attachments: list[Attachment],
+    as_of: datetime,
+    message_id: str,
+) -> EmailMessage:
+    language = memo_language(view, memo)  # a Swedish memo gets a Swedish cover letter
+    context = {
+        "registry_name": r.name,
+        "region": view.text(view.region.name, language),
+        "cycle_title": view.text(view.cycle.title, language),
+        "document_kind": ("muistio" if memo.kind == "group" else "koonti")
+        if language == "fi"
+        else ("promemoria" if memo.kind == "group" else "sammandrag"),
+        "group": view.text(memo.group.name, language) if memo.group else None,
+        "reference": view.cycle.reference,
+        "replaces": replaces,
+        "filename": version.filename,
+        "sender": view.region.sender_name,
+        "sender_email": view.region.sender_email,
+    }
+    return build_message(
+        sender=(view.region.sender_name, view.region.sender_email),
+        to=r.to,
+        cc=r.cc or None,
+        subject=view.render("cover_letter_subject.txt.j2", language, context).strip(),
+        text=view.render("cover_letter.txt.j2", language, context),
+        attachments=attachments,
+        message_id=message_id,
+        date=as_of,
+        language=language,
+    )
+
+
+# --- delivery and the report -------------------------------------------------------------
+
+
+@dataclass
+class DispatchResult:
+    plan: DispatchPlan
+    delivery: DeliveryReport
+    rows: list[dict[str, str]]
+    csv_path: Path | None
+    run: str
+
+    def failures(self) -> list[str]:
+        """Every failure of this run, for a person: recipient, document, reason."""
+        by_id = {r["row_id"]: r for r in self.rows}
+        out = list(self.plan.problems)
+        for row_id, why in self.delivery.failed + self.delivery.retry_later:
+            r = by_id.get(str(row_id), {})
+            later = "" if (row_id, why) in self.delivery.failed else " (tried again next run)"
+            out.append(f"{r.get('recipient', row_id)}: {r.get('document', '')}: {why}{later}")
+        return out
+
+    def resent(self) -> list[str]:
+        by_id = {r["row_id"]: r for r in self.rows}
+        return [
+            f"{by_id[str(i)]['recipient']}: {by_id[str(i)]['document']} "
+            f"(re-sent with the same Message-ID {by_id[str(i)]['message_id']})"
+            for i in self.delivery.resent
+            if str(i) in by_id
+        ]
+
+
+def dispatch_memos(
+    url: str | None,
+    as_of: datetime,
+    out: Path,
+    *,
+    transport: Transport | None = None,
+    retry: RetryPolicy | None = None,
+    limiter: Any | None = None,
+) -> DispatchResult:
+    """Queue the letters, deliver every unsent one (taking over those a dead run left), and
+    write the report. ``transport`` defaults to the one the region's config chooses."""
+    run = run_id()
+    with db.session_scope(url) as s:
+        view = cycle_view(s)
+        settings = dispatch_settings(view)
+        plan = queue_letters(view, as_of, settings)
+        cycle_id, year = view.cycle.id, view.cycle.year
+        sender = view.region.sender_email
+        mail = MailSettings.model_validate(view.cycle.settings.get("mail") or {})
+        tz = view.tz
+    if transport is None:
+        transport = make_transport(mail, out)
+    if limiter is None and transport.name != "file":  # the dry run protects no mail server
+        limiter = RateLimiter(url, sender, limit=settings.rate_per_minute, window=60.0, run=run)
+    delivery = deliver_pending(
+        url,
+        transport,
+        cycle_id=cycle_id,
+        sender_email=sender,
+        purposes=["memo"],
+        recover=True,
+        lease_seconds=settings.lease_seconds,
+        retry=retry or RetryPolicy(attempts=4, base=2.0, cap=60.0),
+        limiter=limiter,
+        claimant=run,
+    )
+    with db.session_scope(url) as s:
+        rows = report_rows(s, cycle_id, delivery)
+    stamp = datetime.now(tz).strftime("%Y%m%dT%H%M%S")
+    path = out / "reports" / f"dispatch-{year}-{stamp}-{run.rsplit(':', 1)[-1][:8]}.csv"
+    write_csv(rows, path)
+    return DispatchResult(plan, delivery, rows, path, run)
+
+
+def _this_run(report: DeliveryReport) -> dict[int, str]:
+    marks: dict[int, str] = {}
+    for i in report.sent:
+        marks[i] = "sent"
+    for i in report.resent:
+        marks[i] = "re-sent" if marks.get(i) == "sent" else "re-sent, " + marks.get(i, "")
+    for i in report.found_sent:
+        marks[i] = "found sent"
+    for i, _ in report.failed:
+        marks[i] = "failed"
+    for i, _ in report.retry_later:
+        marks[i] = "retry later"
+    return marks
+
+
+def report_rows(
+    session: Any, cycle_id: int, report: DeliveryReport | None = None
+) -> list[dict[str, str]]:
+    """One row per memo letter of the cycle: what went where, when, and its proof."""
+    marks = _this_run(report) if report else {}
+    versions = {
+        v.id: v
+        for v in session.scalars(
+            select(db.MemoVersion).join(db.Memo).where(db.Memo.cycle_id == cycle_id)
+        )
+    }
+    rows = []
+    for m in session.scalars(
+        select(db.OutgoingMessage)
+        .filter_by(cycle_id=cycle_id, purpose="memo")
+        .order_by(db.OutgoingMessage.id)
+    ):
+        parsed = email.message_from_bytes(m.raw, policy=policy.default)
+        hashes = [
+            f"{part.get_filename()}={_sha256(part.get_payload(decode=True))}"
+            for part in parsed.walk()
+            if part.get_filename()
+        ]
+        version = versions.get(m.memo_version_id or -1)
+        rows.append(
+            {
+                "row_id": str(m.id),
+                "recipient": ", ".join(a.addr_spec for a in parsed["To"].addresses),
+                "cc": ", ".join(a.addr_spec for a in getattr(parsed["Cc"], "addresses", ())),
+                "municipality": m.dedupe_key.split(":", 2)[2],
+                "document": version.filename if version else "",
+                "version": str(version.number) if version else "",
+                "attachment_sha256": "; ".join(hashes),
+                "message_id": m.message_id,
+                "state": m.state,
+                "attempts": str(m.attempts),
+                "sent_at": m.sent_at.isoformat() if m.sent_at else "",
+                "error": m.last_error or "",
+                "this_run": marks.get(m.id, ""),
+            }
+        )
+    return rows
+
+
+def _sha256(payload: Any) -> str:
+    return hashlib.sha256(payload if isinstance(payload, bytes) else b"").hexdigest()
+
+
+def write_csv(rows: list[dict[str, str]], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=REPORT_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+    return path
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with Path(path).open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))

@@ -3,6 +3,7 @@
     HytetuError
     ├── ConfigError        a config folder is invalid; carries every Problem found
     ├── NotesError         a session-notes file is invalid; carries every Problem found
+    ├── FeedbackImportError  a feedback export (CSV/XLSX) is invalid; carries every Problem
     ├── StateError         an operation does not fit the cycle's state (e.g. dispatch of an
     │                      unapproved memo)
     └── DeliveryError      a transport could not deliver a message (recipient, attempt,
@@ -53,6 +54,10 @@ class ConfigError(_ProblemsError):
 
 class NotesError(_ProblemsError):
     """A session-notes file has errors; nothing was written."""
+
+
+class FeedbackImportError(_ProblemsError):
+    """A feedback export has errors (row and column in each Problem); nothing was imported."""
 
 
 class StateError(HytetuError):

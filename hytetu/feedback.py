@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from hytetu import db
 from hytetu.mail import build_message
@@ -86,6 +87,17 @@ def open_window(view: CycleView, as_of: datetime) -> WindowResult:
     if as_of < opens_at(view) or view.cycle.feedback_opened_at is not None:
         return WindowResult("nothing")
     view.cycle.feedback_opened_at = as_of
+    if as_of >= closes_at(view):
+        # A first tick after the deadline (downtime): telling people they may respond
+        # until a day that has passed would only mislead. Record it, send nothing.
+        db.audit(
+            view.session,
+            "feedback.open",
+            f"cycle {view.cycle.year}",
+            notices=0,
+            note="opened after the deadline; no notices sent",
+        )
+        return WindowResult("opened", 0)
     notices = _notify(view, "open", as_of)
     db.audit(view.session, "feedback.open", f"cycle {view.cycle.year}", notices=notices)
     return WindowResult("opened", notices)
@@ -113,3 +125,80 @@ def close_window(view: CycleView, as_of: datetime) -> WindowResult:
     )
     db.audit(view.session, "feedback.close", f"cycle {view.cycle.year}")
     return WindowResult("closed")
+
+
+# --- personal data ------------------------------------------------------------------
+
+# Respondent types whose "organisation" field may hold a private person's name.
+PRIVATE_TYPES = ("resident",)
+# Messages to people (not to registries) whose stored copies carry names and addresses.
+PERSONAL_PURPOSES = ("invitation", "reminder", "feedback_open", "feedback_reminder")
+
+
+@dataclass
+class PurgeResult:
+    cycles: list[int]
+    responses: int = 0
+    messages: int = 0
+    contacts: int = 0
+
+
+def purge_personal_data(session: Session, older_than_years: int, now: datetime) -> PurgeResult:
+    """Delete the personal data of cycles older than the retention, keeping what the
+    compilation and memos were made of (texts, organisations, counts, findings).
+
+    A cycle of year Y is purged when ``Y + older_than_years < now.year``. Cleared: the
+    respondents' e-mail addresses, the organisation field of private residents, and the
+    stored copies (body, recipients) of sent invitations and notices to people; the
+    delivery log (Message-ID, subject, state) stays. Contacts no longer in the config
+    (inactive) are anonymised; active contacts are the config's current data and stay.
+    """
+    if older_than_years < 0:
+        raise ValueError("older_than_years must be 0 or more")
+    old = [
+        c.id
+        for c in session.scalars(
+            select(db.Cycle).where(db.Cycle.year + older_than_years < now.year)
+        )
+    ]
+    result = PurgeResult(
+        cycles=sorted(session.scalars(select(db.Cycle.year).where(db.Cycle.id.in_(old))))
+    )
+    if old:
+        responses = db.FeedbackResponse
+        result.responses = session.execute(  # type: ignore[attr-defined]
+            update(responses)
+            .where(responses.cycle_id.in_(old), responses.respondent_email.is_not(None))
+            .values(respondent_email=None)
+        ).rowcount
+        session.execute(
+            update(responses)
+            .where(responses.cycle_id.in_(old), responses.respondent_type.in_(PRIVATE_TYPES))
+            .values(respondent_org=None)
+        )
+        messages = db.OutgoingMessage
+        result.messages = session.execute(  # type: ignore[attr-defined]
+            update(messages)
+            .where(
+                messages.cycle_id.in_(old),
+                messages.purpose.in_(PERSONAL_PURPOSES),
+                messages.state == "sent",
+                messages.raw != b"",
+            )
+            .values(raw=b"", recipients=[])
+        ).rowcount
+    for contact in session.scalars(select(db.Contact).filter_by(active=False)):
+        if not contact.email.endswith("@poistettu.invalid"):
+            contact.name = "(poistettu)"
+            contact.email = f"poistettu-{contact.id}@poistettu.invalid"
+            result.contacts += 1
+    db.audit(
+        session,
+        "personal_data.purge",
+        f"older than {older_than_years} years",
+        cycles=result.cycles,
+        responses=result.responses,
+        messages=result.messages,
+        contacts=result.contacts,
+    )
+    return result

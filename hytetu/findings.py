@@ -2,75 +2,75 @@
 
 A theme is a set of near-duplicate findings ("Kaatumisten ehkäisy" and "Kaatumisten
 ennaltaehkäisy") from one or more groups. A theme raised by at least ``threshold`` groups
-is common; a group's themes that no other group raised are its specific emphases.
-The result is plain JSON, stored per run with the hash of its inputs.
+is common; a group's themes that no other group raised are its specific emphases. Themes
+that recur in several cells of one priority area or one service area are cross-cutting.
+Feedback responses join the cell they name, or the cell suggested from the goal matrix's
+own vocabulary. The admin's corrections (merge, split, reclassify) are applied on every
+run. The result is plain JSON, stored per run with the hash of its inputs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import snowballstemmer
 from sqlalchemy import select
 
 from hytetu import db
+from hytetu.classify import CONFIDENCE_THRESHOLD, CellClassifier, same_word, stems
+from hytetu.errors import StateError
 from hytetu.state import CycleView
 
-_STOPWORDS = {
-    "ja",
-    "sekä",
-    "tai",
-    "on",
-    "ovat",
-    "eri",
-    "esim",
-    "mm",
-    "kanssa",
-    "osana",
-    "myös",
-    "sen",
-    "että",
-    "kuin",
-    "tarve",
-    "tarvetta",
-    "vahvistaminen",
-    "kehittäminen",
-    "tukeminen",
-}
-_stemmer = snowballstemmer.stemmer("finnish")
+MERGE_THRESHOLD = 0.6
+# Across cells the claim is stronger (the same theme, elsewhere), so the bar is higher:
+# generic words ("yhteistyö", "kunnat") otherwise chain unrelated themes together.
+CROSS_THRESHOLD = 0.75
 
 
 @lru_cache(maxsize=20000)
 def signature(text: str) -> tuple[str, ...]:
     """Stemmed content words of a finding, order-free and case-free."""
-    words = re.findall(r"[^\W\d_]+", text.lower())
-    stems = _stemmer.stemWords([w for w in words if w not in _STOPWORDS and len(w) > 2])
-    return tuple(sorted(set(stems)))
-
-
-def _same_word(a: str, b: str) -> bool:
-    if a == b or (len(a) >= 5 and len(b) >= 5 and a[:5] == b[:5]):
-        return True
-    short, long_ = sorted((a, b), key=len)
-    return len(short) >= 5 and long_.endswith(short)  # ennaltaehkäisy ~ ehkäisy
+    return tuple(sorted(set(stems(text))))
 
 
 def similarity(a: str, b: str) -> float:
-    """Dice coefficient over stemmed words, with compounds and inflections matched."""
+    """How alike two findings are, 0..1.
+
+    The Dice coefficient over stemmed words, where inflections and compound heads match
+    (``classify.same_word``), each word paired with one word of the other. A finding of two
+    or more words wholly contained in one at most three times as long scores 1
+    ("Kaatumisten ehkäisy" in "Kaatumisten ehkäisy ja toimintakyvyn tukeminen").
+    """
     sa, sb = signature(a), signature(b)
     if not sa or not sb:
-        return 1.0 if a.strip().lower() == b.strip().lower() else 0.0
-    matched_a = sum(1 for x in sa if any(_same_word(x, y) for y in sb))
-    matched_b = sum(1 for y in sb if any(_same_word(x, y) for x in sa))
-    return (matched_a + matched_b) / (len(sa) + len(sb))
+        return 1.0 if _norm(a) == _norm(b) else 0.0
+    small, big = (sa, sb) if len(sa) <= len(sb) else (sb, sa)
+    # One word matches one word: "liikuntaneuvonta" and "elämäntapaneuvonta" do not both
+    # pair with a single "neuvonta".
+    free = list(big)
+    matched = narrower = 0
+    for x in small:
+        y = next((y for y in free if same_word(x, y)), None)
+        if y is not None:
+            free.remove(y)
+            matched += 1
+            # "potilasjärjestö" is narrower than "järjestö": not contained in it.
+            narrower += len(x) > len(y) + 2 and x.endswith(y)
+    if len(small) >= 2 and matched == len(small) and not narrower and len(big) <= 3 * len(small):
+        return 1.0
+    return 2 * matched / (len(sa) + len(sb))
 
 
-MERGE_THRESHOLD = 0.6
+def same_theme(a: str, b: str) -> bool:
+    return similarity(a, b) >= MERGE_THRESHOLD
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).casefold()
 
 
 @dataclass
@@ -83,9 +83,7 @@ def cluster(items: list[_Item]) -> list[list[_Item]]:
     """Single-link clustering of findings whose similarity reaches the threshold."""
     clusters: list[list[_Item]] = []
     for item in items:
-        joined = [
-            c for c in clusters if any(similarity(item.text, o.text) >= MERGE_THRESHOLD for o in c)
-        ]
+        joined = [c for c in clusters if any(same_theme(item.text, o.text) for o in c)]
         merged = [item]
         for c in joined:
             merged = c + merged
@@ -94,15 +92,138 @@ def cluster(items: list[_Item]) -> list[list[_Item]]:
     return clusters
 
 
-def _theme(members: list[_Item]) -> dict[str, Any]:
+def _representative(texts: list[str]) -> str:
+    """The wording most like the others (the medoid); the shorter one on a tie."""
+    if len(texts) <= 2:
+        return min(texts, key=lambda t: (len(t), t))
+    return max(
+        texts, key=lambda t: (sum(similarity(t, o) for o in texts if o is not t), -len(t), t)
+    )
+
+
+def _theme(members: list[_Item], cell: str) -> dict[str, Any]:
     groups = sorted({m.group for m in members})
-    # The shortest wording usually names the theme best ("Kaatumisten ehkäisy").
-    representative = min((m.text for m in members), key=lambda t: (len(t), t))
+    texts = [m.text for m in members]
+    key = hashlib.sha1("\n".join([cell, *sorted(texts)]).encode()).hexdigest()[:10]
     return {
-        "text": representative,
+        "key": key,
+        "text": _representative(texts),
         "groups": groups,
         "members": [{"group": m.group, "text": m.text} for m in members],
     }
+
+
+# --- corrections ----------------------------------------------------------------------
+
+
+def _find(clusters: list[list[_Item]], text: str) -> list[_Item] | None:
+    want = _norm(text)
+    for c in clusters:
+        if any(_norm(m.text) == want for m in c):
+            return c
+    return None
+
+
+def _apply(clusters: list[list[_Item]], correction: db.FindingCorrection) -> bool:
+    p = correction.payload
+    if correction.kind == "merge":
+        a, b = _find(clusters, p["a"]), _find(clusters, p["b"])
+        if a is None or b is None:
+            return False
+        if a is not b:
+            clusters.remove(b)
+            a.extend(b)
+        return True
+    if correction.kind == "split":
+        c = _find(clusters, p["text"])
+        if c is None:
+            return False
+        out = [m for m in c if _norm(m.text) == _norm(p["text"])]
+        if len(out) < len(c):
+            for m in out:
+                c.remove(m)
+            clusters.append(out)
+        return True
+    return False
+
+
+def corrections(view: CycleView) -> list[db.FindingCorrection]:
+    return list(
+        view.session.scalars(
+            select(db.FindingCorrection)
+            .filter_by(cycle_id=view.cycle.id)
+            .order_by(db.FindingCorrection.id)
+        )
+    )
+
+
+def _cell_key(pa: str, sa: str) -> str:
+    return f"{pa}/{sa}"
+
+
+def add_correction(
+    view: CycleView, kind: str, payload: dict[str, Any], actor: str = "admin"
+) -> db.FindingCorrection:
+    """Record an admin's correction after checking it names things that exist.
+
+    merge: {"cell": "pa/sa", "a": text, "b": text}; split: {"cell", "text"};
+    reclassify: {"response": fingerprint, "cell": "pa/sa" or None (unclassified)}.
+    Texts are member wordings; a unique case-insensitive part of one is enough.
+    """
+    _, _, cells = view.matrix()
+    cell_keys = {_cell_key(*k) for k in cells}
+    if kind in ("merge", "split"):
+        if payload.get("cell") not in cell_keys:
+            raise StateError(f"no goal-matrix cell {payload.get('cell')!r}")
+        texts = _cell_findings(view, payload["cell"])
+        for field in ("a", "b") if kind == "merge" else ("text",):
+            payload[field] = _resolve_text(texts, payload[field], payload["cell"])
+        if kind == "merge" and payload["a"] == payload["b"]:
+            raise StateError("a theme cannot be merged with itself")
+    elif kind == "reclassify":
+        if payload.get("cell") is not None and payload["cell"] not in cell_keys:
+            raise StateError(f"no goal-matrix cell {payload['cell']!r}")
+        response = view.session.get(db.FeedbackResponse, payload.pop("response_id", -1))
+        if response is None or response.cycle_id != view.cycle.id:
+            raise StateError("no such feedback response in this cycle")
+        payload["response"] = response.fingerprint
+    else:
+        raise StateError(f"unknown correction {kind!r}: merge, split or reclassify")
+    row = db.FindingCorrection(cycle_id=view.cycle.id, kind=kind, payload=payload, actor=actor)
+    view.session.add(row)
+    view.session.flush()
+    db.audit(view.session, f"findings.{kind}", f"cycle {view.cycle.year}", actor=actor, **payload)
+    return row
+
+
+def _cell_findings(view: CycleView, cell: str) -> list[str]:
+    pa, sa = cell.split("/", 1)
+    return list(
+        view.session.scalars(
+            select(db.Finding.text)
+            .join(db.MeetingSession)
+            .where(
+                db.MeetingSession.cycle_id == view.cycle.id,
+                db.Finding.priority_area_key == pa,
+                db.Finding.service_area_key == sa,
+            )
+        )
+    )
+
+
+def _resolve_text(texts: list[str], wanted: str, cell: str) -> str:
+    exact = [t for t in texts if _norm(t) == _norm(wanted)]
+    if exact:
+        return exact[0]
+    partial = sorted({t for t in texts if _norm(wanted) in _norm(t)})
+    if len(partial) == 1:
+        return partial[0]
+    if not partial:
+        raise StateError(f"no finding in {cell} reads {wanted!r}")
+    raise StateError(f"{wanted!r} matches {len(partial)} findings in {cell}; quote more of it")
+
+
+# --- compilation ------------------------------------------------------------------------
 
 
 def compile_cycle(view: CycleView) -> tuple[dict[str, Any], str]:
@@ -145,13 +266,20 @@ def compile_cycle(view: CycleView) -> tuple[dict[str, Any], str]:
             elif (key := (f.priority_area_key or "", f.service_area_key or "")) in per_cell:
                 per_cell[key].append(_Item(label, f.text))
 
+    fixes = corrections(view)
+    applied: dict[int, bool] = {}
     cell_results = []
     specific: dict[str, list[dict[str, Any]]] = {g["key"]: [] for g in groups}
     for pa in pas:
         for sa in sas:
             if (pa.key, sa.key) not in cells:
                 continue
-            themes = [_theme(c) for c in cluster(per_cell[(pa.key, sa.key)])]
+            ck = _cell_key(pa.key, sa.key)
+            clusters = cluster(per_cell[(pa.key, sa.key)])
+            for fix in fixes:
+                if fix.kind in ("merge", "split") and fix.payload.get("cell") == ck:
+                    applied[fix.id] = _apply(clusters, fix)
+            themes = [_theme(c, ck) for c in clusters]
             themes.sort(key=lambda t: (-len(t["groups"]), t["text"]))
             for t in themes:
                 t["common"] = len(t["groups"]) >= threshold
@@ -159,28 +287,183 @@ def compile_cycle(view: CycleView) -> tuple[dict[str, Any], str]:
                     specific[t["groups"][0]].append(
                         {"priority_area": pa.key, "service_area": sa.key, "text": t["text"]}
                     )
-            cell_results.append({"priority_area": pa.key, "service_area": sa.key, "themes": themes})
-    responses = list(
-        view.session.scalars(select(db.FeedbackResponse).filter_by(cycle_id=view.cycle.id))
-    )
+            cell_results.append(
+                {"priority_area": pa.key, "service_area": sa.key, "themes": themes, "feedback": []}
+            )
+
+    feedback, unclassified = _feedback(view, cell_results, fixes, applied)
     result = {
         "threshold": threshold,
         "groups": groups,
         "cells": cell_results,
         "specific": specific,
+        "cross_cutting": cross_cutting(cell_results),
         "general": general,
         "stakeholders": stakeholders,
         "forum": forum,
-        "feedback": {
-            "total": len(responses),
-            "on_time": sum(1 for r in responses if not r.late),
-            "late": sum(1 for r in responses if r.late),
-        },
+        "feedback": feedback,
+        "unclassified": unclassified,
+        "corrections": [
+            {"id": f.id, "kind": f.kind, **f.payload, "applied": applied.get(f.id, False)}
+            for f in fixes
+        ],
     }
     digest = hashlib.sha256(
         json.dumps(result, sort_keys=True, ensure_ascii=False).encode()
     ).hexdigest()
     return result, digest
+
+
+def cross_cutting(cell_results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Themes that recur in two or more cells. ``along`` names the priority area or service
+    area whose cells they run through; it is empty when the cells share neither
+    (lähisuhdeväkivalta raised under safety × health care and mental wellbeing × older
+    people)."""
+    nodes = [(c["priority_area"], c["service_area"], t) for c in cell_results for t in c["themes"]]
+    parent = list(range(len(nodes)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(nodes)):
+        for j in range(i + 1, len(nodes)):
+            if nodes[i][:2] == nodes[j][:2] or root(i) == root(j):
+                continue
+            ti, tj = nodes[i][2], nodes[j][2]
+            if any(
+                similarity(a["text"], b["text"]) >= CROSS_THRESHOLD
+                for a in ti["members"]
+                for b in tj["members"]
+            ):
+                parent[root(j)] = root(i)
+    components: dict[int, list[int]] = {}
+    for i in range(len(nodes)):
+        components.setdefault(root(i), []).append(i)
+    out = []
+    for idx in components.values():
+        where = sorted({nodes[i][:2] for i in idx})
+        if len(where) < 2:
+            continue
+        along = []
+        for axis, pos in (("priority_area", 0), ("service_area", 1)):
+            counts = Counter(w[pos] for w in where)
+            along += [{"axis": axis, "key": k, "cells": n} for k, n in counts.items() if n >= 2]
+        texts = [m["text"] for i in idx for m in nodes[i][2]["members"]]
+        out.append(
+            {
+                "text": _representative(texts),
+                "cells": [{"priority_area": pa, "service_area": sa} for pa, sa in where],
+                "along": sorted(along, key=lambda a: (a["axis"], a["key"])),
+                "groups": sorted({g for i in idx for g in nodes[i][2]["groups"]}),
+            }
+        )
+    out.sort(key=lambda x: (-len(x["cells"]), -len(x["groups"]), x["text"]))
+    return out
+
+
+def _classifier(view: CycleView, cell_results: list[dict[str, Any]]) -> CellClassifier:
+    pas, sas, cells = view.matrix()
+    pa_names = {p.key: view.text(p.name) for p in pas}
+    sa_names = {s.key: view.text(s.name) for s in sas}
+    docs: dict[tuple[str, str], list[str]] = {}
+    for c in cell_results:
+        k = (c["priority_area"], c["service_area"])
+        cell = cells[k]
+        docs[k] = [
+            view.text(cell.goal),
+            view.text(cell.background),
+            pa_names[k[0]],
+            sa_names[k[1]],
+            *(m["text"] for t in c["themes"] for m in t["members"]),
+        ]
+    return CellClassifier(docs)
+
+
+def _feedback(
+    view: CycleView,
+    cell_results: list[dict[str, Any]],
+    fixes: list[db.FindingCorrection],
+    applied: dict[int, bool],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    responses = list(
+        view.session.scalars(
+            select(db.FeedbackResponse)
+            .filter_by(cycle_id=view.cycle.id)
+            .order_by(db.FeedbackResponse.received_at, db.FeedbackResponse.id)
+        )
+    )
+    by_cell = {_cell_key(c["priority_area"], c["service_area"]): c for c in cell_results}
+    admin: dict[str, tuple[int, str | None]] = {}
+    for fix in fixes:
+        if fix.kind == "reclassify":
+            admin[fix.payload["response"]] = (fix.id, fix.payload.get("cell"))
+            applied[fix.id] = False
+    classifier: CellClassifier | None = None
+    unclassified: list[dict[str, Any]] = []
+    per_cell: Counter[str] = Counter()
+    per_type: Counter[str] = Counter()
+    included = 0
+    for r in responses:
+        if r.late and not r.include_late:
+            continue
+        included += 1
+        per_type[r.respondent_type or "other"] += 1
+        entry: dict[str, Any] = {
+            "id": r.id,
+            "text": r.text,
+            "respondent_type": r.respondent_type,
+            "organisation": r.respondent_org,
+            "late": r.late,
+        }
+        given = _cell_key(r.priority_area_key or "", r.service_area_key or "")
+        target: str | None
+        if r.fingerprint in admin:
+            fix_id, target = admin[r.fingerprint]
+            applied[fix_id] = True
+            entry["how"] = "admin"
+        elif given in by_cell:
+            target, entry["how"] = given, "given"
+        else:
+            classifier = classifier or _classifier(view, cell_results)
+            suggestions = classifier.suggest(r.text)
+            entry["suggestions"] = [
+                {
+                    "priority_area": s.priority_area,
+                    "service_area": s.service_area,
+                    "confidence": round(s.score, 3),
+                }
+                for s in suggestions
+            ]
+            if suggestions and suggestions[0].score >= CONFIDENCE_THRESHOLD:
+                best = suggestions[0]
+                target = _cell_key(best.priority_area, best.service_area)
+                entry["how"], entry["confidence"] = "suggested", round(best.score, 3)
+            else:
+                target = None
+        if target is None or target not in by_cell:
+            unclassified.append(entry)
+            continue
+        per_cell[target] += 1
+        cell = by_cell[target]
+        cell["feedback"].append(entry)
+        for t in cell["themes"]:
+            if any(same_theme(r.text, m["text"]) for m in t["members"]):
+                t["feedback"] = t.get("feedback", 0) + 1
+                break
+    counts = {
+        "total": len(responses),
+        "on_time": sum(1 for r in responses if not r.late),
+        "late": sum(1 for r in responses if r.late),
+        "included": included,
+        "per_cell": dict(sorted(per_cell.items())),
+        "per_respondent_type": dict(sorted(per_type.items())),
+        "unclassified": len(unclassified),
+        "confidence_threshold": CONFIDENCE_THRESHOLD,
+    }
+    return counts, unclassified
 
 
 def compile_and_store(view: CycleView) -> tuple[db.Compilation, bool]:
@@ -203,3 +486,67 @@ def latest_compilation(view: CycleView) -> db.Compilation | None:
         .order_by(db.Compilation.id.desc())
         .limit(1)
     ).first()
+
+
+def common_table(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The common themes as rows, for a table artifact."""
+    return [
+        {
+            "painopiste": c["priority_area"],
+            "palvelualue": c["service_area"],
+            "teema": t["text"],
+            "ryhmiä": len(t["groups"]),
+            "ryhmät": ", ".join(t["groups"]),
+        }
+        for c in result["cells"]
+        for t in c["themes"]
+        if t["common"]
+    ]
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The compilation in the shape of the county's summary slides, for the Prefect UI."""
+    lines = ["# Koonti", "", f"Yhteinen teema: vähintään {result['threshold']} kuntaryhmää.", ""]
+    current = None
+    for c in result["cells"]:
+        if c["priority_area"] != current:
+            current = c["priority_area"]
+            lines += [f"## {current}", ""]
+        common = [t for t in c["themes"] if t["common"]]
+        if common:
+            lines.append(f"### {c['service_area']}")
+            lines += [f"- {t['text']} ({', '.join(t['groups'])})" for t in common]
+            lines.append("")
+    if result.get("cross_cutting"):
+        lines += ["## Läpileikkaavat teemat", ""]
+        for x in result["cross_cutting"]:
+            where = ", ".join(f"{c['priority_area']}/{c['service_area']}" for c in x["cells"])
+            lines.append(f"- {x['text']} ({where})")
+        lines.append("")
+    names = {g["key"]: g["name"] for g in result["groups"]}
+    lines += ["## Kuntaryhmäkohtaiset painotukset", ""]
+    for key, items in result["specific"].items():
+        lines.append(f"### {names.get(key, key)}")
+        lines += [f"- {i['text']} ({i['priority_area']}/{i['service_area']})" for i in items]
+        lines.append("")
+    lines += ["## Järjestöt ja seurakunnat", ""]
+    lines += [f"- {t}" for t in sorted({s["text"] for s in result["stakeholders"]})]
+    lines += ["", "## Palveluntuottajafoorumi", ""]
+    lines += [f"- {t}" for t in result["forum"]]
+    fb = result["feedback"]
+    lines += [
+        "",
+        "## Palaute",
+        "",
+        f"- vastauksia {fb['total']}, ajallaan {fb['on_time']}, myöhässä {fb['late']}",
+        f"- luokittelematta {fb.get('unclassified', 0)}",
+    ]
+    if result.get("unclassified"):
+        lines += ["", "### Luokittelematta (hytetu findings reclassify ID --cell PA/SA)", ""]
+        for u in result["unclassified"]:
+            hint = ", ".join(
+                f"{x['priority_area']}/{x['service_area']} {x['confidence']:.2f}"
+                for x in u.get("suggestions", [])
+            )
+            lines.append(f"- #{u['id']}: {u['text']}" + (f" (ehdotukset: {hint})" if hint else ""))
+    return "\n".join(lines) + "\n"

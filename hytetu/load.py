@@ -154,6 +154,7 @@ def load_config_into_db(config: Config, session: Session, actor: str = "hytetu")
                 "common_threshold": cf.cycle.common_threshold,
                 "feedback_reminder_days": fb.reminder_days,
                 "mail": rf.mail.model_dump(),
+                "dispatch": cf.dispatch.model_dump(),
             },
         },
     )

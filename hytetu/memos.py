@@ -1,25 +1,50 @@
 """Memos (muistio) per municipality group and the regional summary (koonti).
 
 Every render whose HTML differs from the newest version makes a new version with a content
-hash. A human approves or rejects a version; only an approved version can be dispatched,
-and an approved version never changes.
+hash. A bilingual region gets one document per language: the first language's file name
+is plain (``2025-muistio-jamsa-keuruu.pdf``), the others carry the language as a suffix
+(``2025-muistio-jamsa-keuruu-sv.pdf``) and are separate memos with their own approval.
+A human approves or rejects a version; only an approved version can be dispatched, and an
+approved version never changes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from html import escape
+from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from hytetu import db
 from hytetu.errors import StateError
+from hytetu.feedback import PRIVATE_TYPES
 from hytetu.mail import slug
-from hytetu.render import html_to_pdf
-from hytetu.state import CycleView
+from hytetu.render import PdfJob, html_to_pdfs
+from hytetu.state import CycleView, cycle_view
+
+#: The order in which participants are listed, by the ``type`` of the notes' attendees.
+ORGANISATION_TYPES = (
+    "municipality",
+    "employment_area",
+    "ngo",
+    "parish",
+    "company",
+    "county_unit",
+    "public_body",
+    "other",
+)
+
+_TITLES = {
+    "fi": {"group": "Muistio", "summary": "Koonti"},
+    "sv": {"group": "Promemoria", "summary": "Sammandrag"},
+}
 
 
 @dataclass
@@ -28,33 +53,50 @@ class RenderResult:
     unchanged: list[str] = field(default_factory=list)
 
 
-def _matrix_context(view: CycleView) -> tuple[list[dict], list[dict]]:
+def _base_context(view: CycleView, language: str) -> dict[str, Any]:
     pas, sas, cells = view.matrix()
-    return (
-        [{"key": p.key, "name": view.text(p.name)} for p in pas],
-        [{"key": s.key, "name": view.text(s.name)} for s in sas],
-    )
-
-
-def _base_context(view: CycleView) -> dict[str, Any]:
-    pas, sas = _matrix_context(view)
-    _, _, cells = view.matrix()
     return {
-        "region": view.text(view.region.name),
-        "cycle_title": view.text(view.cycle.title),
+        "language": language,
+        "region": view.text(view.region.name, language),
+        "cycle_title": view.text(view.cycle.title, language),
         "year": view.cycle.year,
         "plan_period": view.cycle.plan_period or "",
         "reference": view.cycle.reference,
-        "priority_areas": pas,
-        "service_areas": sas,
-        "goals": {f"{k[0]}/{k[1]}": view.text(c.goal) for k, c in cells.items()},
+        "priority_areas": [{"key": p.key, "name": view.text(p.name, language)} for p in pas],
+        "service_areas": [{"key": s.key, "name": view.text(s.name, language)} for s in sas],
+        "goals": {f"{k[0]}/{k[1]}": view.text(c.goal, language) for k, c in cells.items()},
+        "backgrounds": {
+            f"{k[0]}/{k[1]}": view.text(c.background, language) for k, c in cells.items()
+        },
         "sender": view.region.sender_name,
         "sender_email": view.region.sender_email,
         "feedback_deadline": view.cycle.feedback_deadline,
     }
 
 
-def group_memo_context(view: CycleView, result: dict[str, Any], group_key: str) -> dict[str, Any]:
+def participants_by_type(attendees: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Attendees grouped by organisation type, in ``ORGANISATION_TYPES`` order."""
+    by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for a in attendees or []:
+        kind = a.get("type") or "other"
+        by_type[kind if kind in ORGANISATION_TYPES else "other"].append(
+            {"organisation": a["organisation"], "count": int(a.get("count", 1))}
+        )
+    return [
+        {
+            "type": t,
+            "organisations": by_type[t],
+            "people": sum(o["count"] for o in by_type[t]),
+        }
+        for t in ORGANISATION_TYPES
+        if by_type.get(t)
+    ]
+
+
+def group_memo_context(
+    view: CycleView, result: dict[str, Any], group_key: str, language: str | None = None
+) -> dict[str, Any]:
+    language = language or view.language
     s = next(x for x in view.sessions() if x.group is not None and x.group.key == group_key)
     assert s.group is not None
     discussion: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -66,24 +108,36 @@ def group_memo_context(view: CycleView, result: dict[str, Any], group_key: str) 
                         {"text": m["text"], "specific": theme["groups"] == [group_key]}
                     )
     members = {m.key for m in s.group.municipalities}
+    names = {m.key: view.text(m.name, language) for m in s.group.municipalities}
     feedback = [
-        {"org": r.respondent_org or "", "text": r.text}
+        {
+            # A resident's "organisation" may be their own name: never print it.
+            "org": (
+                names.get(r.municipality_key or "", "")
+                if r.respondent_type in PRIVATE_TYPES
+                else r.respondent_org or names.get(r.municipality_key or "", "")
+            ),
+            "text": r.text,
+        }
         for r in view.session.scalars(
             select(db.FeedbackResponse)
-            .filter_by(cycle_id=view.cycle.id, late=False)
-            .order_by(db.FeedbackResponse.received_at)
+            .filter_by(cycle_id=view.cycle.id)
+            .order_by(db.FeedbackResponse.received_at, db.FeedbackResponse.id)
         )
-        if r.municipality_key in members or r.group_key == group_key
+        if (not r.late or r.include_late)
+        and (r.municipality_key in members or r.group_key == group_key)
     ]
-    return _base_context(view) | {
-        "group": view.text(s.group.name),
-        "municipalities": [view.text(m.name) for m in s.group.municipalities],
+    return _base_context(view, language) | {
+        "group": view.text(s.group.name, language),
+        "municipalities": [view.text(m.name, language) for m in s.group.municipalities],
         "start": view.local(s.start),
         "end": view.local(s.end),
         "online": bool(s.online_url),
         "place": s.place,
-        "attendees": s.attendees,
+        "attendees": s.attendees or [],
+        "participants": participants_by_type(s.attendees),
         "discussion": dict(discussion),
+        "specific_count": sum(1 for v in discussion.values() for f in v if f["specific"]),
         "general": [g["text"] for g in result["general"] if g["group"] == group_key],
         "stakeholder_remarks": [
             g["text"] for g in result["stakeholders"] if g["group"] == group_key
@@ -92,7 +146,10 @@ def group_memo_context(view: CycleView, result: dict[str, Any], group_key: str) 
     }
 
 
-def summary_context(view: CycleView, result: dict[str, Any]) -> dict[str, Any]:
+def summary_context(
+    view: CycleView, result: dict[str, Any], language: str | None = None
+) -> dict[str, Any]:
+    language = language or view.language
     common: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for cell in result["cells"]:
         for theme in cell["themes"]:
@@ -100,12 +157,29 @@ def summary_context(view: CycleView, result: dict[str, Any]) -> dict[str, Any]:
                 common[f"{cell['priority_area']}/{cell['service_area']}"].append(
                     {"text": theme["text"], "count": len(theme["groups"])}
                 )
-    names = {g["key"]: g["name"] for g in result["groups"]}
-    return _base_context(view) | {
+    sessions = {s.group.key: s for s in view.sessions() if s.group is not None}
+    groups = []
+    for g in result["groups"]:
+        s = sessions.get(g["key"])
+        items = result["specific"].get(g["key"], [])
+        by_pa: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for i in items:
+            by_pa[i["priority_area"]].append(i)
+        groups.append(
+            {
+                "key": g["key"],
+                "name": view.text(s.group.name, language) if s and s.group else g["name"],
+                "date": view.local(s.start) if s else None,
+                "imported": g["imported"],
+                "items": items,
+                "by_priority_area": dict(by_pa),
+            }
+        )
+    return _base_context(view, language) | {
         "common": dict(common),
         "threshold": result["threshold"],
         "general": sorted({g["text"] for g in result["general"]}),
-        "groups": [{"name": names[k], "items": items} for k, items in result["specific"].items()],
+        "groups": groups,
         "stakeholder_remarks": sorted({g["text"] for g in result["stakeholders"]}),
         "forum": result["forum"],
         "feedback": result["feedback"],
@@ -123,77 +197,97 @@ def _memo(view: CycleView, key: str, kind: str, group: db.MunicipalityGroup | No
     return memo
 
 
-def _version(
-    view: CycleView,
-    memo: db.Memo,
-    html: str,
-    compilation: db.Compilation,
-    filename: str,
-    title: str,
-    out: RenderResult,
-) -> None:
-    digest = hashlib.sha256(html.encode()).hexdigest()
-    if memo.versions and memo.versions[-1].content_hash == digest:
-        out.unchanged.append(memo.key)
-        return
-    number = len(memo.versions) + 1
-    if number > 1:
-        filename = filename.replace(".pdf", f"-v{number}.pdf")
-    pdf = html_to_pdf(
-        html,
-        title=title,
-        language=view.language,
-        author=view.text(view.region.name),
-        subject=view.text(view.cycle.title),
-    )
-    version = db.MemoVersion(
-        memo=memo,
-        number=number,
-        content_hash=digest,
-        compilation_id=compilation.id,
-        html=html,
-        pdf=pdf,
-        filename=filename,
-        status="draft",
-    )
-    view.session.add(version)
-    view.session.flush()
-    out.created.append(version)
+@dataclass
+class _Document:
+    memo: db.Memo
+    html: str
+    filename: str
+    title: str
+    language: str
 
 
-def render_memos(view: CycleView, compilation: db.Compilation) -> RenderResult:
-    """Render every group memo and the regional summary from ``compilation``."""
-    out = RenderResult()
-    result = compilation.result
-    language = view.language
+def _documents(view: CycleView, result: dict[str, Any]) -> list[_Document]:
+    """Every document of the compilation, in every language of the region."""
     sessions = {s.group.key: s for s in view.sessions() if s.group is not None}
-    for g in result["groups"]:
-        if not g["imported"]:
-            continue
-        s = sessions[g["key"]]
-        context = group_memo_context(view, result, g["key"])
-        html = view.render("memo.html.j2", language, context)
-        title = f"{'Muistio' if language == 'fi' else 'Promemoria'}: {g['name']}"
-        _version(
-            view,
-            _memo(view, f"memo-{g['key']}", "group", s.group),
-            html,
-            compilation,
-            f"{view.cycle.year}-muistio-{slug(g['key'])}.pdf",
-            title,
-            out,
+    docs = []
+    for language in view.region.languages:
+        suffix = "" if language == view.language else f"-{slug(language)}"
+        titles = _TITLES.get(language, _TITLES["fi"])
+        for g in result["groups"]:
+            if not g["imported"]:
+                continue
+            s = sessions[g["key"]]
+            context = group_memo_context(view, result, g["key"], language)
+            docs.append(
+                _Document(
+                    _memo(view, f"memo-{g['key']}{suffix}", "group", s.group),
+                    view.render("memo.html.j2", language, context),
+                    f"{view.cycle.year}-muistio-{slug(g['key'])}{suffix}.pdf",
+                    f"{titles['group']}: {context['group']}",
+                    language,
+                )
+            )
+        context = summary_context(view, result, language)
+        docs.append(
+            _Document(
+                _memo(view, f"summary{suffix}", "summary", None),
+                view.render("summary.html.j2", language, context),
+                f"{view.cycle.year}-koonti-{slug(view.text(view.region.name))}{suffix}.pdf",
+                f"{titles['summary']}: {context['cycle_title']}",
+                language,
+            )
         )
-    context = summary_context(view, result)
-    html = view.render("summary.html.j2", language, context)
-    _version(
-        view,
-        _memo(view, "summary", "summary", None),
-        html,
-        compilation,
-        f"{view.cycle.year}-koonti-{slug(view.text(view.region.name))}.pdf",
-        view.text(view.cycle.title),
-        out,
+    return docs
+
+
+def render_memos(
+    view: CycleView, compilation: db.Compilation, workers: int | None = None
+) -> RenderResult:
+    """Render every group memo and the regional summary from ``compilation``.
+
+    The HTML of every document is rendered first; only documents whose content changed
+    become PDFs, in ``workers`` processes (default: ``hytetu.render.render_workers()``).
+    """
+    out = RenderResult()
+    changed: list[tuple[_Document, str]] = []
+    for doc in _documents(view, compilation.result):
+        digest = hashlib.sha256(doc.html.encode()).hexdigest()
+        if doc.memo.versions and doc.memo.versions[-1].content_hash == digest:
+            out.unchanged.append(doc.memo.key)
+        else:
+            changed.append((doc, digest))
+    author = view.text(view.region.name)
+    pdfs = html_to_pdfs(
+        [
+            PdfJob(
+                doc.html,
+                doc.title,
+                doc.language,
+                view.text(view.region.name, doc.language) or author,
+                view.text(view.cycle.title, doc.language),
+            )
+            for doc, _ in changed
+        ],
+        workers,
     )
+    for (doc, digest), pdf in zip(changed, pdfs, strict=True):
+        number = len(doc.memo.versions) + 1
+        filename = doc.filename
+        if number > 1:
+            filename = filename.replace(".pdf", f"-v{number}.pdf")
+        version = db.MemoVersion(
+            memo=doc.memo,
+            number=number,
+            content_hash=digest,
+            compilation_id=compilation.id,
+            html=doc.html,
+            pdf=pdf,
+            filename=filename,
+            status="draft",
+        )
+        view.session.add(version)
+        view.session.flush()
+        out.created.append(version)
     return out
 
 
@@ -202,6 +296,11 @@ def latest_versions(view: CycleView) -> list[db.MemoVersion]:
         select(db.Memo).filter_by(cycle_id=view.cycle.id).order_by(db.Memo.key)
     )
     return [m.versions[-1] for m in memos if m.versions]
+
+
+def drafts(view: CycleView) -> list[db.MemoVersion]:
+    """The newest version of each memo that still waits for a decision."""
+    return [v for v in latest_versions(view) if v.status == "draft"]
 
 
 def decide(
@@ -236,3 +335,264 @@ def decide(
         comment=comment,
     )
     return version
+
+
+@dataclass
+class Decision:
+    """A reviewer's decision on one version: approve (True), reject (False) or leave (None)."""
+
+    version_id: int
+    approve: bool | None
+    comment: str | None = None
+
+
+def apply_review(
+    view: CycleView,
+    decisions: list[Decision],
+    *,
+    actor: str,
+    approve_all: bool = False,
+    comment: str | None = None,
+    at: datetime | None = None,
+) -> list[db.MemoVersion]:
+    """Record a review: each decision, or with ``approve_all`` every draft not decided
+    otherwise. A decision's own comment wins over the review's common ``comment``."""
+    explicit = {d.version_id: d for d in decisions if d.approve is not None}
+    if approve_all:
+        for v in drafts(view):
+            explicit.setdefault(v.id, Decision(v.id, True))
+    done = []
+    for d in explicit.values():
+        done.append(
+            decide(
+                view,
+                d.version_id,
+                approve=bool(d.approve),
+                actor=actor,
+                comment=d.comment or comment,
+                at=at,
+            )
+        )
+    return done
+
+
+# --- Markdown for review -------------------------------------------------------------
+
+
+def _md_text(text: str) -> str:
+    """Text as Markdown that shows it literally: no HTML, no emphasis, no links."""
+    text = escape(text, quote=False)
+    return re.sub(r"([\\`*_\[\]#|])", r"\\\1", text)
+
+
+class _Markdown(HTMLParser):
+    """A small HTML to Markdown converter for the documents' own markup."""
+
+    _SKIP = {"head", "style", "script", "title"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.blocks: list[str] = []
+        self.line: list[str] = []
+        self.lists: list[list[int | str]] = []  # [kind, counter]
+        self.skip = 0
+        self.table: list[list[tuple[str, str]]] | None = None
+        self.cell: tuple[str, list[str]] | None = None
+
+    def _flush(self, prefix: str = "") -> None:
+        text = re.sub(r"[ \t\xa0]+", " ", "".join(self.line)).strip()
+        text = re.sub(r" *\n *", "  \n", text)
+        self.line = []
+        if text:
+            self.blocks.append(prefix + text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self.skip += 1
+            return
+        if self.skip:
+            return
+        classes = (dict(attrs).get("class") or "").split()
+        if self.cell is not None:
+            if tag == "li" and self.cell[1]:
+                self.cell[1].append("; ")
+            elif tag == "br":
+                self.cell[1].append(" ")
+            return
+        if tag in ("h1", "h2", "h3", "h4", "p", "ul", "ol", "table", "div", "section"):
+            self._flush()
+        if tag in ("ul", "ol"):
+            self.lists.append([tag, 0])
+        elif tag == "li":
+            self._flush()
+            if "specific" in classes:
+                self.line.append("**")
+        elif tag == "br":
+            self.line.append("\n")
+        elif tag in ("strong", "b"):
+            self.line.append("**")
+        elif tag in ("em", "i"):
+            self.line.append("*")
+        elif tag == "table":
+            self.table = []
+        elif tag == "tr" and self.table is not None:
+            self.table.append([])
+        elif tag in ("th", "td") and self.table is not None:
+            self.cell = (tag, [])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP:
+            self.skip = max(0, self.skip - 1)
+            return
+        if self.skip:
+            return
+        if self.cell is not None:
+            if tag == self.cell[0] and self.table:
+                text = re.sub(r"\s+", " ", "".join(self.cell[1])).strip()
+                self.table[-1].append((self.cell[0], text))
+                self.cell = None
+            return
+        if tag in ("h1", "h2", "h3", "h4"):
+            self._flush("#" * int(tag[1]) + " ")
+        elif tag in ("p", "div", "section"):
+            self._flush()
+        elif tag == "li" and self.lists:
+            kind = self.lists[-1]
+            kind[1] = int(kind[1]) + 1
+            if self.line and self.line[0] == "**":
+                self.line.append("**")
+            marker = f"{kind[1]}. " if kind[0] == "ol" else "- "
+            self._flush("  " * (len(self.lists) - 1) + marker)
+        elif tag in ("ul", "ol") and self.lists:
+            self.lists.pop()
+            self._merge_list()
+        elif tag in ("strong", "b"):
+            self.line.append("**")
+        elif tag in ("em", "i"):
+            self.line.append("*")
+        elif tag == "table" and self.table is not None:
+            self._table(self.table)
+            self.table = None
+
+    def _merge_list(self) -> None:
+        """List items are one block, not a paragraph each."""
+        items: list[str] = []
+        while self.blocks and re.match(r"^\s*(- |\d+\. )", self.blocks[-1]):
+            items.insert(0, self.blocks.pop())
+        if items:
+            self.blocks.append("\n".join(items))
+
+    def _table(self, rows: list[list[tuple[str, str]]]) -> None:
+        rows = [r for r in rows if r]
+        if not rows:
+            return
+        if all(len(r) == 2 and r[0][0] == "th" for r in rows):
+            self.blocks.append("\n".join(f"- **{k[1]}**: {v[1]}" for k, v in rows))
+            return
+        width = max(len(r) for r in rows)
+        lines = []
+        for i, r in enumerate(rows):
+            cells = [c[1] or " " for c in r] + [" "] * (width - len(r))
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+            if i == 0:
+                lines.append("|" + " --- |" * width)
+        self.blocks.append("\n".join(lines))
+
+    def handle_data(self, data: str) -> None:
+        if self.skip:
+            return
+        if self.cell is not None:
+            self.cell[1].append(_md_text(data))
+        else:
+            self.line.append(_md_text(data))
+
+    def result(self) -> str:
+        self._flush()
+        return "\n\n".join(self.blocks) + "\n"
+
+
+def html_to_markdown(html: str) -> str:
+    """The document's text as readable Markdown (headings, lists, tables, emphasis)."""
+    parser = _Markdown()
+    parser.feed(html)
+    parser.close()
+    return parser.result()
+
+
+def review_markdown(version: db.MemoVersion, pdf_location: str | None = None) -> str:
+    """What the coordinator reads in the Prefect UI before approving one version."""
+    head = [
+        f"**{version.filename}** · version {version.number} · {version.status} · "
+        f"id {version.id} · sha256 `{version.content_hash[:12]}`",
+    ]
+    if pdf_location:
+        uri = pdf_location if "://" in pdf_location else f"file://{pdf_location}"
+        head.append(f"PDF: [{version.filename}]({uri}) (`{pdf_location}`)")
+    return "\n\n".join(head) + "\n\n---\n\n" + html_to_markdown(version.html)
+
+
+# --- Review: what the flows and the CLI call ----------------------------------------
+
+
+def artifact_key(version: db.MemoVersion) -> str:
+    """A Prefect artifact key (lowercase letters, digits, dashes) for a memo's review."""
+    return "memo-" + slug(version.filename.removesuffix(".pdf"), 100)
+
+
+def prepare_review(out: Path, url: str | None = None) -> list[dict[str, Any]]:
+    """Every draft waiting for a decision, with its PDF written under ``out/memos`` and its
+    review Markdown. Plain dicts, for artifacts and the review form."""
+    items: list[dict[str, Any]] = []
+    with db.session_scope(url) as s:
+        view = cycle_view(s)
+        folder = out / "memos"
+        for v in drafts(view):
+            folder.mkdir(parents=True, exist_ok=True)
+            path = (folder / v.filename).resolve()
+            if not path.exists() or path.read_bytes() != v.pdf:
+                path.write_bytes(v.pdf)
+            items.append(
+                {
+                    "version_id": v.id,
+                    "filename": v.filename,
+                    "number": v.number,
+                    "pdf": str(path),
+                    "key": artifact_key(v),
+                    "markdown": review_markdown(v, str(path)),
+                }
+            )
+    return items
+
+
+def record_review(
+    decisions: list[Decision],
+    *,
+    actor: str,
+    approve_all: bool = False,
+    comment: str | None = None,
+    url: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, list[str]]:
+    """``apply_review`` in one transaction; returns the file names approved and rejected."""
+    with db.session_scope(url) as s:
+        done = apply_review(
+            cycle_view(s),
+            decisions,
+            actor=actor,
+            approve_all=approve_all,
+            comment=comment,
+            at=at,
+        )
+        return {
+            "approved": [v.filename for v in done if v.status == "approved"],
+            "rejected": [v.filename for v in done if v.status == "rejected"],
+        }
+
+
+def memo_language(view: CycleView, memo: db.Memo) -> str:
+    """The language a memo is written in: a suffix ``-<language>`` on its key, else the
+    region's first language (for dispatch: the cover letter's language)."""
+    for language in view.region.languages[1:]:
+        if memo.key.endswith(f"-{slug(language)}"):
+            return language
+    return view.language

@@ -1,22 +1,29 @@
 """Session notes in: the secretary's notes of one session become its findings (nostot).
 
-Importing is all or nothing and idempotent: a corrected file replaces that session's
-findings and the result says what changed; the same file again changes nothing.
+Notes come as YAML or as the XLSX workbook ``write_template`` makes for a session (one
+row per goal cell with the goal and background filled in, findings one per line). Both
+become the same ``SessionNotes``. Importing is all or nothing and idempotent: a corrected
+file replaces that session's findings and the result says what changed; the same file
+again changes nothing. An edited goal text in a workbook is a warning, not an error: the
+row's cell keys, not its goal text, say where the findings belong.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sqlalchemy import delete, select
 
 from hytetu import db
 from hytetu.config import _pydantic_problems
-from hytetu.errors import NotesError
+from hytetu.errors import NotesError, Problem
 from hytetu.state import CycleView
 from hytetu.yamlsource import YamlSyntaxError, load_yaml
 
@@ -53,6 +60,7 @@ class NotesResult:
     changed: bool
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def parse_notes(path: Path, view: CycleView) -> SessionNotes:
@@ -98,12 +106,39 @@ def _rows(notes: SessionNotes) -> list[tuple[str, str | None, str | None, str]]:
 
 
 def notes_digest(path: Path) -> str:
+    """The file's bytes for YAML; for a workbook its cell values (saving again without a
+    change gives the same digest)."""
+    if path.suffix.lower() == ".xlsx":
+        return workbook_digest(path)
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def import_notes_file(view: CycleView, path: Path) -> NotesResult:
-    """Check and import one notes file; all or nothing. The caller's transaction commits."""
-    return import_notes(view, parse_notes(path, view), notes_digest(path))
+    """Check and import one notes file (YAML or XLSX); all or nothing. The caller's
+    transaction commits."""
+    warnings: list[str] = []
+    if path.suffix.lower() == ".xlsx":
+        parsed, problems = parse_workbook(path, view)
+        warnings = [str(p) for p in problems]
+    else:
+        parsed = parse_notes(path, view)
+    named_for = path.stem
+    if named_for != parsed.session and named_for in {s.key for s in view.sessions()}:
+        raise NotesError(
+            f"{path}: the notes are for another session",
+            problems=[
+                Problem(
+                    str(path),
+                    None,
+                    "session",
+                    f"the file is named for {named_for!r} but holds the notes of "
+                    f"{parsed.session!r}",
+                )
+            ],
+        )
+    result = import_notes(view, parsed, notes_digest(path))
+    result.warnings = warnings
+    return result
 
 
 def import_notes(view: CycleView, notes: SessionNotes, digest: str) -> NotesResult:
@@ -151,4 +186,273 @@ def import_notes(view: CycleView, notes: SessionNotes, digest: str) -> NotesResu
 
 
 def notes_path(view: CycleView, session_key: str) -> Path:
-    return Path(view.cycle.config_folder) / "notes" / f"{session_key}.yaml"
+    """notes/<session>.xlsx when the secretary's workbook is there, else notes/<session>.yaml."""
+    folder = Path(view.cycle.config_folder) / "notes"
+    workbook = folder / f"{session_key}.xlsx"
+    return workbook if workbook.exists() else folder / f"{session_key}.yaml"
+
+
+# --- the XLSX notes template ----------------------------------------------------------
+
+FINDINGS_SHEET = "Nostot"
+GENERAL_SHEET = "Yleiset"
+ATTENDEES_SHEET = "Osallistujat"
+REMARKS_SHEET = "Järjestöt ja seurakunnat"
+MARKER_SHEET = "hytetu"
+FORMAT = "hytetu-notes-1"
+_FINDINGS_HEADER = (
+    "painopiste",
+    "palvelualue",
+    "Painopiste",
+    "Palvelualue",
+    "Tavoite",
+    "Tausta",
+    "Nostot (yksi per rivi)",
+)
+_BULLET = re.compile(r"^\s*(?:[•\-\*–·]|\d+[.)])\s+")
+
+
+def goals_hash(view: CycleView) -> str:
+    """The goal matrix's texts as the template showed them."""
+    _, _, cells = view.matrix()
+    rows = sorted(
+        (k[0], k[1], view.text(c.goal), view.text(c.background)) for k, c in cells.items()
+    )
+    return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
+
+
+def write_template(view: CycleView, session_key: str, out: Path) -> Path:
+    """The notes workbook of one session, for the secretary to fill in during the meeting."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, Protection
+
+    session = next((s for s in view.sessions() if s.key == session_key), None)
+    if session is None:
+        keys = ", ".join(s.key for s in view.sessions())
+        raise NotesError(
+            f"unknown session {session_key!r}",
+            problems=[Problem(str(out), None, "session", f"sessions are: {keys}")],
+        )
+    pas, sas, cells = view.matrix()
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = FINDINGS_SHEET
+    ws.append(list(_FINDINGS_HEADER))
+    wrap = Alignment(wrap_text=True, vertical="top")
+    for pa in pas:
+        for sa in sas:
+            cell = cells.get((pa.key, sa.key))
+            if cell is None:
+                continue
+            ws.append(
+                [
+                    pa.key,
+                    sa.key,
+                    view.text(pa.name),
+                    view.text(sa.name),
+                    view.text(cell.goal),
+                    view.text(cell.background),
+                    None,
+                ]
+            )
+            row = ws.max_row
+            for c in ws[row]:
+                c.alignment = wrap
+            ws.cell(row, 7).protection = Protection(locked=False)
+            ws.row_dimensions[row].height = 90
+    for c in ws[1]:
+        c.font = Font(bold=True)
+    for letter, width in zip("ABCDEFG", (4, 4, 22, 22, 40, 30, 70), strict=True):
+        ws.column_dimensions[letter].width = width
+    ws.column_dimensions["A"].hidden = ws.column_dimensions["B"].hidden = True
+    ws.protection.sheet = True  # goal texts are for reading; the findings column is open
+    ws.freeze_panes = "C2"
+    for title, header in (
+        (GENERAL_SHEET, ["Yleinen nosto"]),
+        (ATTENDEES_SHEET, ["Organisaatio", "Tyyppi", "Määrä"]),
+        (REMARKS_SHEET, ["Järjestöjen ja seurakuntien nosto"]),
+    ):
+        sheet = wb.create_sheet(title)
+        sheet.append(header)
+        for c in sheet[1]:
+            c.font = Font(bold=True)
+        sheet.column_dimensions["A"].width = 80 if len(header) == 1 else 40
+    if session.attendees:
+        attendees = wb[ATTENDEES_SHEET]
+        for a in session.attendees:
+            attendees.append([a.get("organisation"), a.get("type"), a.get("count")])
+    marker = wb.create_sheet(MARKER_SHEET)
+    marker.append(["format", FORMAT])
+    marker.append(["session", session.key])
+    marker.append(["goals_sha256", goals_hash(view)])
+    marker.sheet_state = "veryHidden"
+    marker.protection.sheet = True
+    out.parent.mkdir(parents=True, exist_ok=True)
+    wb.save(out)
+    return out
+
+
+def _open_workbook(path: Path) -> Any:
+    from openpyxl import load_workbook
+
+    try:
+        return load_workbook(path, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
+        raise NotesError(
+            f"{path}: cannot read the workbook",
+            problems=[
+                Problem(str(path), None, "", f"not an XLSX workbook ({e.__class__.__name__})")
+            ],
+        ) from None
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def workbook_digest(path: Path) -> str:
+    try:
+        wb = _open_workbook(path)
+    except NotesError:  # unreadable: the import itself reports why
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    values = {
+        ws.title: [[_text(v) for v in row] for row in ws.iter_rows(values_only=True)]
+        for ws in wb.worksheets
+    }
+    return hashlib.sha256(json.dumps(values, ensure_ascii=False).encode()).hexdigest()
+
+
+def parse_workbook(path: Path, view: CycleView) -> tuple[SessionNotes, list[Problem]]:
+    """Read and check a notes workbook. Returns the notes and warnings; raises
+    ``NotesError`` with a problem per bad row (file, row, sheet and column)."""
+    wb = _open_workbook(path)
+    file = str(path)
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+
+    def err(row: int | None, where: str, message: str) -> None:
+        problems.append(Problem(file, row, where, message))
+
+    if MARKER_SHEET not in wb.sheetnames:
+        err(
+            None,
+            "",
+            "not a hytetu notes workbook (its hidden marker sheet is missing); "
+            "make one with: hytetu notes template SESSION --out FILE",
+        )
+        raise NotesError(f"{path}: the notes are invalid", problems=problems)
+    marker = {_text(r[0]): _text(r[1]) for r in wb[MARKER_SHEET].iter_rows(values_only=True) if r}
+    session_key = marker.get("session", "")
+    if session_key not in {s.key for s in view.sessions()}:
+        err(None, f"{MARKER_SHEET}!B2", f"unknown session {session_key!r}")
+    missing = [
+        t
+        for t in (FINDINGS_SHEET, GENERAL_SHEET, ATTENDEES_SHEET, REMARKS_SHEET)
+        if t not in wb.sheetnames
+    ]
+    if missing:
+        err(
+            None,
+            "",
+            f"wrong sheets: missing {', '.join(repr(m) for m in missing)}; "
+            f"the workbook has {', '.join(repr(n) for n in wb.sheetnames if n != MARKER_SHEET)}",
+        )
+        raise NotesError(f"{path}: the notes are invalid", problems=problems)
+    if marker.get("goals_sha256") and marker["goals_sha256"] != goals_hash(view):
+        warnings.append(
+            Problem(
+                file,
+                None,
+                MARKER_SHEET,
+                "the goal matrix has changed since this template was made; check the rows",
+                "warning",
+            )
+        )
+
+    _, _, cells = view.matrix()
+    findings: dict[tuple[str, str], list[str]] = {}
+    ws = wb[FINDINGS_SHEET]
+    header = tuple(_text(v) for v in next(ws.iter_rows(max_row=1, values_only=True), ()))
+    if header[:7] != _FINDINGS_HEADER:
+        err(
+            1,
+            f"{FINDINGS_SHEET}!1",
+            f"unexpected columns {list(header)}; expected {list(_FINDINGS_HEADER)}",
+        )
+    for r, row in enumerate(ws.iter_rows(min_row=2, values_only=True), start=2):
+        row = tuple(row) + (None,) * (7 - len(row))
+        pa, sa, goal, items = _text(row[0]), _text(row[1]), _text(row[4]), _text(row[6])
+        if not (pa or sa or items):
+            continue
+        cell = cells.get((pa, sa))
+        if cell is None:
+            err(r, f"{FINDINGS_SHEET}!A{r}:B{r}", f"no goal-matrix cell {pa!r} × {sa!r}")
+            continue
+        if goal and goal != view.text(cell.goal):
+            warnings.append(
+                Problem(
+                    file,
+                    r,
+                    f"{FINDINGS_SHEET}!E{r}",
+                    f"the goal text was edited; the template has {view.text(cell.goal)!r}",
+                    "warning",
+                )
+            )
+        for line in items.splitlines():
+            text = _BULLET.sub("", line).strip()
+            if len(text) > 2000:
+                err(r, f"{FINDINGS_SHEET}!G{r}", "a finding is longer than 2000 characters")
+            elif text:
+                findings.setdefault((pa, sa), []).append(text)
+
+    def column(title: str) -> list[str]:
+        out = []
+        for r, row in enumerate(wb[title].iter_rows(min_row=2, values_only=True), start=2):
+            text = _text(row[0] if row else None)
+            if len(text) > 2000:
+                err(r, f"{title}!A{r}", "longer than 2000 characters")
+            elif text:
+                out.append(text)
+        return out
+
+    general, remarks = column(GENERAL_SHEET), column(REMARKS_SHEET)
+    attendees = []
+    for r, row in enumerate(wb[ATTENDEES_SHEET].iter_rows(min_row=2, values_only=True), start=2):
+        row = tuple(row) + (None,) * (3 - len(row))
+        org, kind, count = _text(row[0]), _text(row[1]) or "other", row[2]
+        if not org and count in (None, ""):
+            continue
+        if not org:
+            err(r, f"{ATTENDEES_SHEET}!A{r}", "the organisation is missing")
+            continue
+        try:
+            n = 1 if count in (None, "") else int(str(count).strip())
+            if n < 0:
+                raise ValueError
+        except ValueError:
+            err(r, f"{ATTENDEES_SHEET}!C{r}", f"the count {count!r} is not a whole number")
+            continue
+        attendees.append(Attendee(organisation=org, type=kind, count=n))
+    if not problems and not (findings or general or remarks):
+        err(None, "", "the workbook is empty: no findings, general notes or remarks")
+    if problems:
+        raise NotesError(f"{path}: the notes are invalid", problems=problems)
+    notes = SessionNotes(
+        session=session_key,
+        attendees=attendees,
+        general=general,
+        findings=[
+            CellNotes(priority_area=pa, service_area=sa, items=items)
+            for (pa, sa), items in findings.items()
+        ],
+        stakeholder_remarks=remarks,
+    )
+    return notes, warnings
+
+
+def session_of(path: Path, view: CycleView) -> str:
+    """The session a notes file is for (for messages before importing)."""
+    if path.suffix.lower() == ".xlsx":
+        return parse_workbook(path, view)[0].session
+    return parse_notes(path, view).session

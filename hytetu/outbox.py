@@ -1,19 +1,48 @@
 """The outbox: every message is a row before it is sent, and is sent at most once.
 
-``enqueue`` stores a message under a dedupe key (a second enqueue with the same key is a
-no-op). ``deliver_pending`` claims rows one at a time with a conditional UPDATE
-(pending -> sending), so two runs never send the same row, sends, and records the outcome.
-A row left in ``sending`` by a crash is re-sent with the same Message-ID when ``recover``.
+``enqueue`` stores a message under a dedupe key with an INSERT … ON CONFLICT DO NOTHING, so
+a second enqueue of the same key, even by another process at the same moment, is a no-op.
+``deliver_pending`` claims rows one at a time with a conditional UPDATE (pending -> sending)
+that also writes a lease (``claimed_at``, ``claimed_by``), so two runs never send the same
+row; it sends, and records the outcome: ``sent``, back to ``pending`` for a later run, or
+``failed`` with the reason.
+
+What happens on each kind of error:
+
+- ``DeliveryError`` that is temporary (SMTP 4xx, a dropped connection, EWS server busy):
+  retried within the run with exponential back-off and jitter, at most ``retry.attempts``
+  times; then the row goes back to ``pending`` (a later run tries again) until it has had
+  ``MAX_ATTEMPTS`` attempts in all, when it is ``failed``.
+- ``DeliveryError`` that is permanent (5xx, unknown recipient): ``failed`` at once; the
+  other rows go on.
+- Any other ``Exception`` from the transport (a bug, an unexpected library error): whether
+  the message left is unknown, and retrying a bug in a loop helps nobody, so the row goes
+  back to ``pending`` at once with the error recorded (counted towards ``MAX_ATTEMPTS``, so
+  never endlessly) and is reported as a failure of this run; the other rows go on. A later
+  run re-sends it with the same Message-ID.
+- The process dies (SIGKILL, power cut, ``KeyboardInterrupt``): the row stays ``sending``
+  with its lease. With ``recover``, a later run takes rows whose lease ran out: it asks the
+  transport ``was_sent`` (EWS and Graph search Sent Items for the Message-ID) and marks the
+  row sent if so; when the transport cannot tell (SMTP) it re-sends the same bytes with the
+  same Message-ID, so the receiver can drop a duplicate. The report lists those re-sent.
+  A row whose lease has not run out belongs to a live run and is left alone.
 """
 
 from __future__ import annotations
 
+import os
+import random
+import socket
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, and_, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from hytetu import db
@@ -21,6 +50,7 @@ from hytetu.errors import DeliveryError
 from hytetu.mail import Transport, message_id_for
 
 MAX_ATTEMPTS = 5
+DEFAULT_LEASE_SECONDS = 600.0
 
 
 def enqueue(
@@ -35,11 +65,11 @@ def enqueue(
 ) -> tuple[db.OutgoingMessage, bool]:
     """Store the message ``build(message_id)`` unless ``dedupe_key`` is known.
 
-    Returns the row and whether it was created now.
+    Returns the row and whether it was created now. Safe against a concurrent enqueue of
+    the same key: the insert does nothing on a conflict and the other's row is returned.
     """
-    existing = session.scalars(
-        select(db.OutgoingMessage).filter_by(dedupe_key=dedupe_key)
-    ).one_or_none()
+    query = select(db.OutgoingMessage).filter_by(dedupe_key=dedupe_key)
+    existing = session.scalars(query).one_or_none()
     if existing is not None:
         return existing, False
     message_id = message_id_for(dedupe_key, sender_email)
@@ -47,20 +77,47 @@ def enqueue(
     recipients = [
         a.addr_spec for header in ("To", "Cc") for a in getattr(msg[header], "addresses", ())
     ]
-    row = db.OutgoingMessage(
-        cycle_id=cycle_id,
-        dedupe_key=dedupe_key,
-        message_id=message_id,
-        purpose=purpose,
-        recipients=recipients,
-        subject=str(msg["Subject"]),
-        raw=msg.as_bytes(),
-        memo_version_id=memo_version_id,
-        state="pending",
-    )
-    session.add(row)
+    values = {
+        "cycle_id": cycle_id,
+        "dedupe_key": dedupe_key,
+        "message_id": message_id,
+        "purpose": purpose,
+        "recipients": recipients,
+        "subject": str(msg["Subject"]),
+        "raw": msg.as_bytes(),
+        "memo_version_id": memo_version_id,
+        "state": "pending",
+        "attempts": 0,
+        "recovered": 0,
+        "created_at": db.utcnow(),
+    }
     session.flush()
-    return row, True
+    dialect = session.get_bind().dialect.name
+    stmt: Any
+    if dialect == "postgresql":
+        stmt = postgresql.insert(db.OutgoingMessage).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(db.OutgoingMessage).on_conflict_do_nothing()
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        stmt = insert(db.OutgoingMessage)
+    inserted = stmt.values(**values).returning(db.OutgoingMessage.id)
+    created = session.execute(inserted).first() is not None
+    row = session.scalars(query.execution_options(populate_existing=True)).one()
+    return row, created
+
+
+@dataclass
+class RetryPolicy:
+    """Retries of temporary errors within one run: exponential back-off with jitter."""
+
+    attempts: int = 1  # tries per run; 1 = no retry within the run
+    base: float = 2.0  # seconds before the first retry
+    cap: float = 60.0  # longest wait
+    sleep: Callable[[float], None] = time.sleep
+
+    def delay(self, attempt: int) -> float:
+        """Full jitter on an exponential step: uniform(0.5, 1.5) × base × 2^(n-1)."""
+        return min(self.cap, self.base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
 
 
 @dataclass
@@ -68,7 +125,15 @@ class DeliveryReport:
     sent: list[int] = field(default_factory=list)
     failed: list[tuple[int, str]] = field(default_factory=list)
     retry_later: list[tuple[int, str]] = field(default_factory=list)
-    recovered: list[int] = field(default_factory=list)
+    recovered: list[int] = field(default_factory=list)  # taken over from a dead run
+    resent: list[int] = field(default_factory=list)  # of those, sent again (same Message-ID)
+    found_sent: list[int] = field(default_factory=list)  # of those, the transport had sent
+    retries: int = 0  # temporary errors retried within the run
+
+
+def run_id() -> str:
+    """Who holds a lease: host, process and a random part (a pid can be reused)."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 def deliver_pending(
@@ -79,47 +144,164 @@ def deliver_pending(
     sender_email: str,
     purposes: list[str] | None = None,
     recover: bool = False,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    retry: RetryPolicy | None = None,
+    limiter: Any | None = None,
+    claimant: str | None = None,
 ) -> DeliveryReport:
-    """Send every pending message of the cycle, one transaction per state change."""
+    """Send every pending message of the cycle, one transaction per state change.
+
+    With ``recover``, also rows left in ``sending`` whose lease (``lease_seconds`` since
+    the last attempt) ran out. ``limiter.take()`` is called before each claim.
+    """
+    retry = retry or RetryPolicy()
+    claimant = claimant or run_id()
     report = DeliveryReport()
-    states = ["pending", "sending"] if recover else ["pending"]
+    lease = timedelta(seconds=lease_seconds)
     with db.session_scope(url) as s:
-        query = select(db.OutgoingMessage.id, db.OutgoingMessage.state).where(
-            db.OutgoingMessage.cycle_id == cycle_id, db.OutgoingMessage.state.in_(states)
-        )
+        M = db.OutgoingMessage
+        wanted = M.state == "pending"
+        if recover:
+            wanted = or_(wanted, and_(M.state == "sending", _expired(db.utcnow() - lease)))
+        query = select(M.id).where(M.cycle_id == cycle_id, wanted)
         if purposes:
-            query = query.where(db.OutgoingMessage.purpose.in_(purposes))
-        candidates = list(s.execute(query.order_by(db.OutgoingMessage.id)))
-    for row_id, state in candidates:
-        with db.session_scope(url) as s:
-            claim = update(db.OutgoingMessage).where(
-                db.OutgoingMessage.id == row_id, db.OutgoingMessage.state == state
-            )
-            result = s.execute(
-                claim.values(state="sending", attempts=db.OutgoingMessage.attempts + 1)
-            )
-            claimed = cast("CursorResult[Any]", result).rowcount
-            if not claimed:
-                continue  # another run took it
-            row = s.get_one(db.OutgoingMessage, row_id)
-            raw, recipients, attempts = row.raw, list(row.recipients), row.attempts
-        if state == "sending":
+            query = query.where(M.purpose.in_(purposes))
+        candidates = list(s.scalars(query.order_by(M.id)))
+    slot_in_hand = False
+    for row_id in candidates:
+        if limiter is not None and not slot_in_hand:
+            limiter.take()
+            slot_in_hand = True
+        claimed = _claim(url, row_id, claimant, lease if recover else None)
+        if claimed is None:
+            continue  # another run took it (or sent it) meanwhile: keep the slot
+        slot_in_hand = False
+        raw, recipients, message_id, was_sending = claimed
+        if was_sending:
             report.recovered.append(row_id)
+            if transport.was_sent(message_id, sender_email):
+                _finish(url, row_id, claimant, "sent", receipt=f"{transport.name}: found sent")
+                report.found_sent.append(row_id)
+                continue
+            report.resent.append(row_id)
+        _send_claimed(
+            url, transport, row_id, raw, sender_email, recipients, claimant, retry, report
+        )
+    return report
+
+
+def _expired(before: datetime) -> Any:
+    """A lease last renewed before ``before``, or none (a row from before leases)."""
+    M = db.OutgoingMessage
+    return or_(M.claimed_at.is_(None), M.claimed_at < before)
+
+
+def _claim(
+    url: str | None, row_id: int, claimant: str, lease: timedelta | None
+) -> tuple[bytes, list[str], str, bool] | None:
+    """pending -> sending (or an expired ``sending`` lease taken over), atomically."""
+    M = db.OutgoingMessage
+    with db.session_scope(url) as s:
+        now = db.utcnow()
+        takeable = M.state == "pending"
+        if lease is not None:
+            takeable = or_(takeable, and_(M.state == "sending", _expired(now - lease)))
+        before = s.execute(select(M.state).where(M.id == row_id)).scalar_one()
+        result = s.execute(
+            update(M)
+            .where(M.id == row_id, M.state == before, takeable)
+            .values(state="sending", claimed_at=now, claimed_by=claimant)
+        )
+        if cast("CursorResult[Any]", result).rowcount != 1:
+            return None
+        row = s.get_one(M, row_id)
+        if before == "sending":
+            row.recovered += 1
+        return row.raw, list(row.recipients), row.message_id, before == "sending"
+
+
+def _send_claimed(
+    url: str | None,
+    transport: Transport,
+    row_id: int,
+    raw: bytes,
+    sender_email: str,
+    recipients: list[str],
+    claimant: str,
+    retry: RetryPolicy,
+    report: DeliveryReport,
+) -> None:
+    for try_in_run in range(1, max(retry.attempts, 1) + 1):
+        attempts = _count_attempt(url, row_id, claimant)
         try:
             receipt = transport.send(raw, sender_email, recipients)
         except DeliveryError as e:
-            final = e.permanent or attempts >= MAX_ATTEMPTS
-            with db.session_scope(url) as s:
-                row = s.get_one(db.OutgoingMessage, row_id)
-                row.state = "failed" if final else "pending"
-                row.last_error = str(e)
-            (report.failed if final else report.retry_later).append((row_id, str(e)))
-            continue
-        with db.session_scope(url) as s:
-            row = s.get_one(db.OutgoingMessage, row_id)
-            row.state = "sent"
-            row.sent_at = db.utcnow()
-            row.receipt = f"{receipt.transport}: {receipt.detail}"
-            row.last_error = None
+            reason = str(e)
+            last = e.permanent or attempts >= MAX_ATTEMPTS
+            if last:
+                _finish(url, row_id, claimant, "failed", error=reason)
+                report.failed.append((row_id, reason))
+                return
+            if try_in_run < retry.attempts:
+                report.retries += 1
+                _note_error(url, row_id, claimant, reason)
+                retry.sleep(retry.delay(try_in_run))
+                continue
+            _finish(url, row_id, claimant, "pending", error=reason)
+            report.retry_later.append((row_id, reason))
+            return
+        except Exception as e:  # not a DeliveryError: see the module docstring
+            reason = f"unexpected {type(e).__name__}: {e}"
+            final = attempts >= MAX_ATTEMPTS
+            _finish(url, row_id, claimant, "failed" if final else "pending", error=reason)
+            report.failed.append((row_id, reason))
+            return
+        _finish(url, row_id, claimant, "sent", receipt=f"{receipt.transport}: {receipt.detail}")
         report.sent.append(row_id)
-    return report
+        return
+
+
+def _count_attempt(url: str | None, row_id: int, claimant: str) -> int:
+    """One more attempt; renews the lease, so a slow retry is not taken for a dead run."""
+    with db.session_scope(url) as s:
+        row = s.get_one(db.OutgoingMessage, row_id)
+        now = db.utcnow()
+        row.attempts += 1
+        row.claimed_at = now
+        row.claimed_by = claimant
+        if row.first_attempt_at is None:
+            row.first_attempt_at = now
+        return row.attempts
+
+
+def _note_error(url: str | None, row_id: int, claimant: str, reason: str) -> None:
+    with db.session_scope(url) as s:
+        row = s.get_one(db.OutgoingMessage, row_id)
+        row.last_error = reason
+
+
+def _finish(
+    url: str | None,
+    row_id: int,
+    claimant: str,
+    state: str,
+    *,
+    error: str | None = None,
+    receipt: str | None = None,
+) -> None:
+    M = db.OutgoingMessage
+    now: datetime = db.utcnow()
+    values: dict[str, Any] = {"state": state, "claimed_at": None, "claimed_by": None}
+    if state == "sent":
+        values |= {"sent_at": now, "receipt": receipt, "last_error": None}
+    else:
+        values["last_error"] = error
+        if state == "failed":
+            values["failed_at"] = now
+    with db.session_scope(url) as s:
+        # only while the lease is ours: a run that lost it must not overwrite the outcome
+        s.execute(
+            update(M)
+            .where(M.id == row_id, M.state == "sending", M.claimed_by == claimant)
+            .values(**values)
+        )

@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hytetu import db, feedback, findings, invitations, memos, notes
+from hytetu import db, feedback, feedback_import, findings, invitations, memos, notes
 from hytetu.config import Config, load_config
-from hytetu.dispatch import queue_letters
+from hytetu.dispatch import dispatch_memos
 from hytetu.load import load_config_into_db
 from hytetu.mail import MailSettings, make_transport
 from hytetu.migrate import upgrade
@@ -27,6 +27,7 @@ PHASES = (
     "invitations",
     "open_feedback",
     "remind_feedback",
+    "import_feedback",
     "import_notes",
     "close_feedback",
     "compile",
@@ -45,6 +46,7 @@ class PhaseReport:
     sent: int = 0
     failed: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    sent_ids: list[int] = field(default_factory=list)  # outbox rows sent by this run
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +78,7 @@ def _deliver(view: CycleView, url: str | None, out: Path, purposes: list[str]) -
         "deliver",
         sent=len(report.sent),
         failed=[f"message {i}: {why}" for i, why in report.failed],
+        sent_ids=list(report.sent),
     )
 
 
@@ -104,6 +107,7 @@ def run_invitations(as_of: datetime, out: Path, url: str | None = None) -> Phase
         files=files,
         sent=delivery.sent,
         failed=delivery.failed,
+        sent_ids=delivery.sent_ids,
     )
 
 
@@ -125,18 +129,34 @@ def run_feedback_step(step: str, as_of: datetime, out: Path, url: str | None = N
         did={"action": result.action, "notices": result.notices},
         sent=delivery.sent,
         failed=delivery.failed,
+        sent_ids=delivery.sent_ids,
     )
+
+
+def run_import_feedback(as_of: datetime, url: str | None = None) -> PhaseReport:
+    """Import the form exports in the config folder's feedback/ that are new or changed
+    (once the window has opened); all of them in one transaction."""
+    files: dict[str, dict[str, Any]] = {}
+    with db.session_scope(url) as s:
+        view = cycle_view(s)
+        if as_of >= feedback.opens_at(view):
+            mapping = feedback_import.mapping_for(view)
+            for path in feedback_import.changed_exports(view):
+                files[path.name] = feedback_import.import_file(view, path, mapping).as_dict()
+    return PhaseReport("import_feedback", did={"files": files})
 
 
 def run_import_notes(as_of: datetime, url: str | None = None) -> PhaseReport:
     """Import the notes of every session that has ended and whose notes file changed."""
     changed: dict[str, int] = {}
+    warnings: list[str] = []
     with db.session_scope(url) as s:
         view = cycle_view(s)
         for session in _notes_due(view, as_of):
             result = notes.import_notes_file(view, notes.notes_path(view, session.key))
             changed[session.key] = len(result.added) + len(result.removed)
-    return PhaseReport("import_notes", did={"sessions": changed})
+            warnings += result.warnings
+    return PhaseReport("import_notes", did={"sessions": changed}, warnings=warnings)
 
 
 def _notes_due(view: CycleView, as_of: datetime) -> list[db.MeetingSession]:
@@ -195,15 +215,20 @@ def run_render(out: Path, url: str | None = None) -> PhaseReport:
 
 
 def run_dispatch(as_of: datetime, out: Path, url: str | None = None) -> PhaseReport:
-    with db.session_scope(url) as s:
-        plan = queue_letters(cycle_view(s), as_of)
-    with db.session_scope(url) as s:
-        delivery = _deliver(cycle_view(s), url, out, ["memo"])
+    """Queue and send the approved memos (hytetu.dispatch); the CSV report is in files."""
+    result = dispatch_memos(url, as_of, out)
     return PhaseReport(
         "dispatch",
-        did={"queued": plan.queued, "waiting_approval": plan.waiting_approval or []},
-        sent=delivery.sent,
-        failed=delivery.failed,
+        did={
+            "queued": result.plan.queued,
+            "waiting_approval": result.plan.waiting_approval or [],
+            "re_sent_after_crash": result.resent(),
+            "retries": result.delivery.retries,
+        },
+        files=[str(result.csv_path)] if result.csv_path else [],
+        sent=len(result.delivery.sent),
+        failed=result.failures(),
+        sent_ids=list(result.delivery.sent),
     )
 
 
@@ -226,6 +251,8 @@ def due_phases(as_of: datetime, url: str | None = None) -> list[str]:
             and (feedback.reminder_at(view) <= as_of < feedback.closes_at(view))
         ):
             due.append("remind_feedback")
+        if as_of >= feedback.opens_at(view) and feedback_import.changed_exports(view):
+            due.append("import_feedback")
         if _notes_due(view, as_of):
             due.append("import_notes")
         closed = c.feedback_closed_at is not None or as_of >= feedback.closes_at(view)
@@ -234,6 +261,7 @@ def due_phases(as_of: datetime, url: str | None = None) -> list[str]:
         latest = findings.latest_compilation(view)
         if closed and (
             "import_notes" in due
+            or "import_feedback" in due
             or latest is None
             or findings.compile_cycle(view)[1] != latest.input_hash
         ):
@@ -252,9 +280,11 @@ def _dispatch_due(view: CycleView) -> bool:
             select(db.OutgoingMessage.dedupe_key).filter_by(cycle_id=view.cycle.id, purpose="memo")
         )
     )
-    pending = s.scalars(
-        select(db.OutgoingMessage.id).filter_by(
-            cycle_id=view.cycle.id, purpose="memo", state="pending"
+    pending = s.scalars(  # "sending": maybe left by a run that died; dispatch checks the lease
+        select(db.OutgoingMessage.id).where(
+            db.OutgoingMessage.cycle_id == view.cycle.id,
+            db.OutgoingMessage.purpose == "memo",
+            db.OutgoingMessage.state.in_(["pending", "sending"]),
         )
     ).first()
     if pending:
@@ -287,6 +317,8 @@ def run_phase(phase: str, as_of: datetime, out: Path, url: str | None = None) ->
         return run_invitations(as_of, out, url)
     if phase in ("open_feedback", "remind_feedback", "close_feedback"):
         return run_feedback_step(phase.split("_")[0], as_of, out, url)
+    if phase == "import_feedback":
+        return run_import_feedback(as_of, url)
     if phase == "import_notes":
         return run_import_notes(as_of, url)
     if phase == "compile":

@@ -1,13 +1,19 @@
 """Templates and documents: the one Jinja environment, and HTML to PDF/A with WeasyPrint.
 
 Templates live in ``templates/<language>/``; a region overrides any of them by putting a
-file of the same name in ``<config folder>/templates/<language>/``. A template missing in
-a language falls back to the region's first language.
+file of the same name in ``<config folder>/templates/<language>/`` (or a partial in
+``<config folder>/templates/_partials/``). A template missing in a language falls back to
+the region's first language.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +22,11 @@ from typing import Any
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+#: The PDF flavour of every document: PDF/A-3 level U (archivable, Unicode text) with a
+#: tagged structure tree. WeasyPrint writes one variant at a time, so PDF/UA is not
+#: claimed in the identification; the tags, /Lang and the title are there for it.
+PDF_VARIANT = "pdf/a-3u"
 
 
 class _QuietFontFallback(logging.Filter):
@@ -27,6 +38,7 @@ class _QuietFontFallback(logging.Filter):
 
 
 logging.getLogger("weasyprint").addFilter(_QuietFontFallback())
+logger = logging.getLogger(__name__)
 
 
 def _fi_date(value: date | datetime) -> str:
@@ -68,6 +80,17 @@ def render(
     return template.render(**context)
 
 
+@dataclass(frozen=True)
+class PdfJob:
+    """One document to turn into a PDF: the HTML and the metadata of the PDF."""
+
+    html: str
+    title: str
+    language: str
+    author: str
+    subject: str
+
+
 def html_to_pdf(html: str, *, title: str, language: str, author: str, subject: str) -> bytes:
     """A PDF/A-3u document (archivable, text extractable), tagged for accessibility."""
     from weasyprint import HTML  # imported here: it is slow to import and only renders need it
@@ -77,4 +100,71 @@ def html_to_pdf(html: str, *, title: str, language: str, author: str, subject: s
     document.metadata.authors = [author]
     document.metadata.description = subject
     document.metadata.lang = language
-    return document.write_pdf(pdf_variant="pdf/a-3u", pdf_tags=True, uncompressed_pdf=False)
+    return document.write_pdf(pdf_variant=PDF_VARIANT, pdf_tags=True, uncompressed_pdf=False)
+
+
+def _job_to_pdf(job: PdfJob) -> bytes:
+    return html_to_pdf(
+        job.html, title=job.title, language=job.language, author=job.author, subject=job.subject
+    )
+
+
+#: Below this many documents the PDFs are made in the calling process: starting the
+#: workers' fork server (a Python with WeasyPrint loaded and warmed) costs about as much as
+#: two or three documents, once per process (see bench/render_bench.py).
+PARALLEL_MIN_DOCUMENTS = 10
+
+
+def render_workers(documents: int | None = None) -> int:
+    """Worker processes for ``documents`` PDFs: HYTETU_RENDER_WORKERS if set, else 2 (1 on
+    a one-core box, or for fewer than ``PARALLEL_MIN_DOCUMENTS`` documents)."""
+    configured = os.environ.get("HYTETU_RENDER_WORKERS", "").strip()
+    if configured:
+        return max(1, int(configured))
+    if documents is not None and documents < PARALLEL_MIN_DOCUMENTS:
+        return 1
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+# Workers are forked from a small server process that has already imported WeasyPrint:
+# a fork of the caller itself is unsafe when it runs threads (a Prefect task does), and a
+# plain spawn would pay WeasyPrint's import in every worker of every render.
+_context: multiprocessing.context.BaseContext | None = None
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    global _context
+    if _context is None:
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            server = multiprocessing.get_context("forkserver")
+            server.set_forkserver_preload(["hytetu._pdf_worker"])
+            _context = server
+        else:  # pragma: no cover - Windows and macOS without forkserver
+            _context = multiprocessing.get_context("spawn")
+    return _context
+
+
+def html_to_pdfs(jobs: list[PdfJob], workers: int | None = None) -> list[bytes]:
+    """PDFs of ``jobs`` in their order, rendered by ``workers`` processes when that helps.
+
+    WeasyPrint is pure Python and holds the GIL, so threads do not help; processes do once
+    there are a few documents. The pool lives only for this call and is shut down on exit.
+    """
+    workers = render_workers(len(jobs)) if workers is None else max(1, workers)
+    if workers == 1 or len(jobs) < 2:
+        return [_job_to_pdf(j) for j in jobs]
+    # Biggest first, so the long summary does not start last and keep one worker busy alone.
+    order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i].html))
+    results: list[bytes] = [b""] * len(jobs)
+    try:
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(jobs)), mp_context=_pool_context()
+        ) as pool:
+            for i, pdf in zip(order, pool.map(_job_to_pdf, [jobs[i] for i in order]), strict=True):
+                results[i] = pdf
+    except BrokenProcessPool:
+        # A worker died: out of memory, or a script without the ``__main__`` guard that
+        # multiprocessing needs. The documents are still wanted, so render them here.
+        logger.warning("PDF worker processes failed; rendering %d documents serially", len(jobs))
+        return [_job_to_pdf(j) for j in jobs]
+    return results

@@ -1,8 +1,20 @@
-"""Human-readable reports of what a phase did, for artifacts, logs and the CLI."""
+"""Human-readable reports of what a phase did, for artifacts, logs and the CLI.
+
+Everything here is for the county's coordinator reading the Prefect UI: what a run did,
+what was sent to whom, what waits for a decision and how to give it, and why a run failed.
+No secrets: reports carry counts, addresses, subjects and file paths, never credentials.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy import select
+
+from hytetu import db
 
 _TITLES = {
     "load": "Asetukset ladattu / Configuration loaded",
@@ -14,11 +26,16 @@ _TITLES = {
     "compile": "Koonti / Compilation",
     "render": "Muistiot / Memos rendered",
     "dispatch": "Lähetys kirjaamoihin / Dispatch to registries",
+    "tick": "Päivittäinen ajo / Daily tick",
 }
 
 
+def title(phase: str) -> str:
+    return _TITLES.get(phase, phase)
+
+
 def phase_markdown(report: dict[str, Any]) -> str:
-    lines = [f"# {_TITLES.get(report['phase'], report['phase'])}", ""]
+    lines = [f"# {title(report['phase'])}", ""]
     for key, value in report.get("did", {}).items():
         if isinstance(value, dict):
             value = ", ".join(f"{k}: {v}" for k, v in value.items()) or "-"
@@ -33,3 +50,122 @@ def phase_markdown(report: dict[str, Any]) -> str:
     if report.get("files"):
         lines += ["", "## Files", *[f"- `{f}`" for f in report["files"]]]
     return "\n".join(lines) + "\n"
+
+
+def sent_table(message_ids: list[int], url: str | None = None) -> list[dict[str, str]]:
+    """One row per message sent: to whom, the subject, what kind, its Message-ID."""
+    if not message_ids:
+        return []
+    rows: list[dict[str, str]] = []
+    with db.session_scope(url) as s:
+        # Chunked so a national-scale run stays under the backends' bind-parameter limits.
+        for start in range(0, len(message_ids), 500):
+            chunk = message_ids[start : start + 500]
+            for m in s.scalars(
+                select(db.OutgoingMessage)
+                .where(db.OutgoingMessage.id.in_(chunk))
+                .order_by(db.OutgoingMessage.id)
+            ):
+                rows.append(
+                    {
+                        "vastaanottaja / to": ", ".join(m.recipients),
+                        "aihe / subject": m.subject,
+                        "tyyppi / purpose": m.purpose,
+                        "message-id": m.message_id,
+                    }
+                )
+    return rows
+
+
+@dataclass
+class Waiting:
+    """A memo version that waits for the coordinator's decision."""
+
+    version_id: int
+    filename: str
+    number: int
+    created_at: datetime
+
+
+def waiting_for_approval(url: str | None = None) -> list[Waiting]:
+    """The newest version of each memo of the cycle, where it is still a draft."""
+    from hytetu.memos import latest_versions
+    from hytetu.state import cycle_view
+
+    with db.session_scope(url) as s:
+        return [
+            Waiting(v.id, v.filename, v.number, v.created_at)
+            for v in latest_versions(cycle_view(s))
+            if v.status == "draft"
+        ]
+
+
+def approval_markdown(waiting: list[Waiting], out_dir: str | Path) -> str:
+    """The request for approval: what waits, where to read it, and how to decide."""
+    memos = Path(out_dir) / "memos"
+    ids = " ".join(str(w.version_id) for w in waiting)
+    lines = [
+        "# Odottaa hyväksyntää / Waiting for approval",
+        "",
+        f"{len(waiting)} muistioversiota odottaa hyväksyntää ennen lähetystä kirjaamoihin. "
+        f"/ {len(waiting)} memo versions wait for approval before they go to the registries.",
+        "",
+        "| versio / version id | tiedosto / file | v |",
+        "| --- | --- | --- |",
+    ]
+    for w in waiting:
+        lines.append(f"| {w.version_id} | `{memos / w.filename}` | {w.number} |")
+    lines += [
+        "",
+        "## Näin hyväksyt / How to approve",
+        "",
+        "Lue muistiot (PDF ja HTML yllä olevassa kansiossa), sitten / Read the memos "
+        "(PDF and HTML in the folder above), then either:",
+        "",
+        f"- komentorivillä / on the command line: `hytetu memos approve {ids} --by NIMI`"
+        " (tai / or `hytetu memos reject ID --comment ...`)",
+        "- tai Prefectissa / or in the Prefect UI: run the deployment "
+        "`review-memos/review-memos` (flows/approval.py); it shows each memo and waits for "
+        "your decisions in a form.",
+        "",
+        "Hyväksytyt muistiot lähtevät seuraavassa päivittäisessä ajossa. / Approved memos "
+        "are dispatched by the next daily tick.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def tick_markdown(as_of: datetime, results: dict[str, dict[str, Any]], dry_run: bool) -> str:
+    """What one daily tick did, phase by phase, in the order it ran them."""
+    lines = [f"# {title('tick')}: {as_of:%d.%m.%Y %H:%M %Z}", ""]
+    if dry_run:
+        lines += ["**Kuivaharjoitus / dry run**: messages went to the file outbox only.", ""]
+    if not results:
+        lines.append("Ei tehtävää tänään. / Nothing was due.")
+        return "\n".join(lines) + "\n"
+    lines += [
+        "| # | vaihe / phase | lähetetty / sent | epäonnistui / failed |",
+        "| --- | --- | --- | --- |",
+    ]
+    for i, (phase, report) in enumerate(results.items(), 1):
+        failed = len(report.get("failed") or []) if isinstance(report, dict) else 0
+        sent = report.get("sent", 0) if isinstance(report, dict) else 0
+        lines.append(f"| {i} | {title(phase)} | {sent} | {failed} |")
+    return "\n".join(lines) + "\n"
+
+
+def failure_markdown(phase: str, error: BaseException) -> str:
+    """Why a run failed, in the error's own words: the file, line and field, no traceback."""
+    return "\n".join(
+        [
+            f"# Epäonnistui / Failed: {title(phase)}",
+            "",
+            "Ajo pysähtyi tähän virheeseen; korjaa se ja aja uudelleen. / The run stopped at "
+            "this error. Each phase is one transaction, so nothing half-done was kept: fix "
+            "the cause and run again, and it continues where it stopped.",
+            "",
+            "```",
+            str(error),
+            "```",
+            "",
+        ]
+    )

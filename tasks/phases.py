@@ -30,6 +30,11 @@ def feedback_step(step: str, as_of: datetime, out_dir: str) -> dict:
     return phases.run_feedback_step(step, as_of, Path(out_dir)).as_dict()
 
 
+@task(name="import-feedback")
+def import_feedback(as_of: datetime) -> dict:
+    return phases.run_import_feedback(as_of).as_dict()
+
+
 @task(name="import-session-notes")
 def import_notes(as_of: datetime) -> dict:
     return phases.run_import_notes(as_of).as_dict()

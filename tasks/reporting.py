@@ -1,15 +1,84 @@
-"""What a flow run leaves for the coordinator in the Prefect UI: one Markdown artifact."""
+"""What a flow run leaves for the coordinator in the Prefect UI: artifacts.
+
+Each phase run leaves a Markdown report and, when it sent anything, a table of what was
+sent to whom. The daily tick adds its summary and, while drafts wait, a request for
+approval under a fixed key (so the Artifacts page always shows the newest one). A failed
+run leaves the error's own text, without a traceback.
+"""
 
 from __future__ import annotations
 
-from prefect.artifacts import create_markdown_artifact
+from datetime import datetime
+from typing import Any
 
-from hytetu.reports import phase_markdown
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from hytetu import reports
+
+APPROVAL_KEY = "hytetu-approval-request"
 
 
-def publish(report: dict, key: str | None = None) -> None:
+def publish(report: dict[str, Any], key: str | None = None) -> None:
     create_markdown_artifact(
-        markdown=phase_markdown(report),
+        markdown=reports.phase_markdown(report),
         key=key,
         description=f"hytetu: {report['phase']}",
+    )
+    rows = reports.sent_table(report.get("sent_ids") or [])
+    if rows:
+        create_table_artifact(
+            table=rows,
+            description=f"hytetu: {reports.title(report['phase'])}: {len(rows)} sent",
+        )
+
+
+def publish_compilation() -> None:
+    """The newest compilation: its common themes as a table, the whole as Markdown."""
+    from hytetu import db, findings
+    from hytetu.state import cycle_view
+
+    with db.session_scope() as s:
+        row = findings.latest_compilation(cycle_view(s))
+        result = row.result if row is not None else None
+    if result is None:
+        return
+    table = findings.common_table(result)
+    if table:
+        create_table_artifact(
+            table=table,
+            key="hytetu-common-themes",
+            description=f"hytetu: {len(table)} common themes per goal cell",
+        )
+    create_markdown_artifact(
+        markdown=findings.markdown(result),
+        key="hytetu-compilation",
+        description="hytetu: compilation (koonti)",
+    )
+
+
+def publish_tick(as_of: datetime, results: dict[str, dict[str, Any]], dry_run: bool) -> None:
+    create_markdown_artifact(
+        markdown=reports.tick_markdown(as_of, results, dry_run),
+        key="hytetu-daily-tick",
+        description="hytetu: daily tick",
+    )
+
+
+def publish_approval_request(out_dir: str) -> int:
+    """Leave the request for approval if drafts wait; returns how many wait."""
+    waiting = reports.waiting_for_approval()
+    if waiting:
+        create_markdown_artifact(
+            markdown=reports.approval_markdown(waiting, out_dir),
+            key=APPROVAL_KEY,
+            description=f"hytetu: {len(waiting)} memo versions wait for approval",
+        )
+    return len(waiting)
+
+
+def publish_failure(phase: str, error: BaseException) -> None:
+    create_markdown_artifact(
+        markdown=reports.failure_markdown(phase, error),
+        key="hytetu-failure",
+        description=f"hytetu: {phase} failed",
     )

@@ -22,13 +22,13 @@ from icalendar import Calendar, Component
 from hytetu.calendar import Attendee, CalendarEvent, build_calendar, session_uid
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
-SENDER = "hyte@hyvaks.fi"
+SENDER = "hyte@hyvaks.example"
 STAMP = datetime(2025, 9, 1, 10, 0, tzinfo=UTC)
 
 ATTENDEES = [
-    Attendee("Äijälä, Örjan; Åsa", "orjan.aijala@jamsa.fi"),
-    Attendee("Pää: Ässä Öhman", "assa.ohman@keuruu.fi", role="OPT-PARTICIPANT"),
-    Attendee("Matti Meikäläinen", "matti@multia.fi"),
+    Attendee("Äijälä, Örjan; Åsa", "orjan.aijala@jamsa.example"),
+    Attendee("Pää: Ässä Öhman", "assa.ohman@keuruu.example", role="OPT-PARTICIPANT"),
+    Attendee("Matti Meikäläinen", "matti@multia.example"),
 ]
 
 
@@ -54,7 +54,7 @@ def make_event(
         "description": "Esityslista:\n1. Tavoitteet; painopisteet, toimenpiteet\n2. Muut asiat",
         "organizer_name": "Keski-Suomen hyvinvointialue, HYTE; Åström",
         "organizer_email": SENDER,
-        "url": "https://teams.example.com/l/meetup-join/19%3ameeting?a=1&b=2",
+        "url": "https://teams.hyvaks.example/l/meetup-join/19%3ameeting?a=1&b=2",
         "location": "Jämsän kaupungintalo, Sali 2; 2. krs",
     }
     fields.update(overrides)
@@ -110,13 +110,13 @@ def test_uid_is_stable_across_sequences_and_sequence_is_written() -> None:
     moved = make_event(sequence=3, start="2025-10-30 13:00")
     (ical0, vcal0), (ical3, vcal3) = parse_both(build([first])), parse_both(build([moved]))
     uid0, uid3 = vevents(ical0)[0]["UID"], vevents(ical3)[0]["UID"]
-    assert uid0 == uid3 == "hytetu-2025-jamsa-keuruu-multia-petajavesi@hyvaks.fi"
+    assert uid0 == uid3 == "hytetu-2025-jamsa-keuruu-multia-petajavesi@hyvaks.example"
     assert vcal0.vevent.uid.value == vcal3.vevent.uid.value == uid0
     assert vevents(ical0)[0].decoded("SEQUENCE") == 0
     assert vevents(ical3)[0].decoded("SEQUENCE") == 3
     assert int(vcal3.vevent.sequence.value) == 3
     # the UID depends only on the cycle year, the session key and the sender's domain
-    assert session_uid(2025, "forum", "a@hyvaks.fi") == session_uid(2025, "forum", SENDER)
+    assert session_uid(2025, "forum", "a@hyvaks.example") == session_uid(2025, "forum", SENDER)
     assert session_uid(2026, "forum", SENDER) != session_uid(2025, "forum", SENDER)
     assert session_uid(2025, "forum", SENDER) != session_uid(2025, "jamsa", SENDER)
 
@@ -328,27 +328,27 @@ def test_double_quote_in_a_name_is_escaped_not_breaking_the_parameter() -> None:
     Only icalendar is asked for the decoded name: vobject does not implement RFC 6868 and
     would return the ^' escapes literally, but it must still parse and validate the file.
     """
-    names = [Attendee('Matti "Masa" Meikäläinen', "masa@jamsa.fi")]
+    names = [Attendee('Matti "Masa" Meikäläinen', "masa@jamsa.example")]
     raw = build([make_event()], attendees=names)
     ical, vcal = parse_both(raw)
     (attendee,) = [vevents(ical)[0]["ATTENDEE"]]
     assert attendee.params["CN"] == 'Matti "Masa" Meikäläinen'
-    assert vcal.vevent.attendee.value == "mailto:masa@jamsa.fi"
+    assert vcal.vevent.attendee.value == "mailto:masa@jamsa.example"
 
 
 def test_a_line_break_in_a_name_cannot_inject_a_property() -> None:
-    names = [Attendee("Pää Ässä\r\nATTENDEE:mailto:evil@example.com", "assa@keuruu.fi")]
+    names = [Attendee("Pää Ässä\r\nATTENDEE:mailto:evil@example.org", "assa@keuruu.example")]
     raw = build([make_event()], attendees=names)
     assert b"\r\nATTENDEE:mailto:evil" not in raw
     ical, vcal = parse_both(raw)
     attendee = vevents(ical)[0]["ATTENDEE"]
-    assert str(attendee) == "mailto:assa@keuruu.fi"  # a single ATTENDEE
+    assert str(attendee) == "mailto:assa@keuruu.example"  # a single ATTENDEE
     assert len(vcal.vevent.attendee_list) == 1
 
 
 def test_lines_are_crlf_terminated_and_folded_at_75_octets() -> None:
     long_name = "Äöå " * 40
-    raw = build([make_event(summary=long_name)], attendees=[Attendee(long_name, "x@jamsa.fi")])
+    raw = build([make_event(summary=long_name)], attendees=[Attendee(long_name, "x@jamsa.example")])
     assert raw.endswith(b"\r\n")
     lines = raw.split(b"\r\n")[:-1]
     assert all(b"\n" not in line and b"\r" not in line for line in lines)

@@ -307,3 +307,16 @@ def test_second_pass_over_the_year_sends_and_writes_nothing(own_year) -> None:
     out = base / "out2"
     assert run_year(url, out) == []
     assert not (out / "outbox").exists()
+
+
+def test_window_first_seen_after_the_deadline_sends_no_stale_notice(
+    loaded: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    late = phases.run_feedback_step("open", helsinki("2025-12-22 07:00"), out, loaded)
+    assert late.did == {"action": "opened", "notices": 0} and late.sent == 0
+    assert (
+        phases.run_feedback_step("close", helsinki("2025-12-22 07:00"), out, loaded).did["action"]
+        == "closed"
+    )
+    assert not (out / "outbox").exists()

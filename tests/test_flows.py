@@ -51,7 +51,7 @@ def test_tick_runs_due_phases_as_flow_runs_with_artifacts(
         as_of=helsinki("2025-10-09 07:00"), out_dir=str(out), return_state=True
     )
     assert state.is_completed()
-    artifacts = _artifacts(state.state_details.flow_run_id)
+    artifacts = [a for a in _artifacts(state.state_details.flow_run_id) if a.type == "markdown"]
     assert artifacts and "Kutsut" in artifacts[0].data
     assert "requests" in artifacts[0].data
 

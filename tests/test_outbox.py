@@ -23,7 +23,7 @@ from hytetu.errors import DeliveryError
 from hytetu.mail import FileOutbox, Receipt, build_message, message_id_for
 from hytetu.outbox import MAX_ATTEMPTS, DeliveryReport, deliver_pending, enqueue
 
-SENDER = ("Keski-Suomen hyvinvointialue", "hyte@hyvaks.fi")
+SENDER = ("Keski-Suomen hyvinvointialue", "hyte@hyvaks.example")
 
 
 @dataclass
@@ -35,8 +35,18 @@ class Setup:
 
 @pytest.fixture
 def setup(sqlite_url: str) -> Setup:
-    migrate.upgrade(sqlite_url)
-    with db.session_scope(sqlite_url) as s:
+    return make_setup(sqlite_url)
+
+
+@pytest.fixture
+def both_setup(db_url: str) -> Setup:
+    """The same, once on SQLite and once on PostgreSQL."""
+    return make_setup(db_url)
+
+
+def make_setup(url: str) -> Setup:
+    migrate.upgrade(url)
+    with db.session_scope(url) as s:
         region = db.Region(
             key="keski-suomi",
             name={"fi": "Keski-Suomen hyvinvointialue", "sv": "Mellersta Finlands välfärdsområde"},
@@ -58,13 +68,13 @@ def setup(sqlite_url: str) -> Setup:
         ]
         s.add_all(cycles)
         s.flush()
-        return Setup(sqlite_url, cycles[0].id, cycles[1].id)
+        return Setup(url, cycles[0].id, cycles[1].id)
 
 
 def add(
     setup: Setup,
     key: str,
-    to: str = "orjan@jamsa.fi",
+    to: str = "orjan@jamsa.example",
     *,
     purpose: str = "invitation",
     cycle_id: int | None = None,
@@ -78,7 +88,7 @@ def add(
         return build_message(
             sender=SENDER,
             to=[("Örjan Äijälä", to)],
-            cc=[("Kirjaamo", "kirjaamo@jamsa.fi")],
+            cc=[("Kirjaamo", "kirjaamo@jamsa.example")],
             subject=f"Kutsu: Jämsä {key}",
             text=f"Hei,\n\nviesti {key}.\n",
             message_id=message_id,
@@ -139,6 +149,9 @@ class Recording:
             raise error
         return Receipt(self.name, f"ok {message_id}")
 
+    def was_sent(self, message_id: str, sender: str) -> bool | None:
+        return None  # like SMTP: cannot tell
+
     def ids(self) -> list[str]:
         return [c[0] for c in self.calls]
 
@@ -160,10 +173,62 @@ def test_enqueue_twice_with_the_same_key_creates_one_row(setup: Setup) -> None:
     (row,) = rows(setup).values()
     assert row.state == "pending" and row.attempts == 0
     assert row.message_id == message_id_for("invite:jamsa:orjan:0:REQUEST", SENDER[1])
-    assert row.recipients == ["orjan@jamsa.fi", "kirjaamo@jamsa.fi"]
+    assert row.recipients == ["orjan@jamsa.example", "kirjaamo@jamsa.example"]
     assert row.subject == "Kutsu: Jämsä invite:jamsa:orjan:0:REQUEST"
     parsed = email.message_from_bytes(row.raw, policy=policy.default)
     assert parsed["Message-ID"] == row.message_id
+
+
+@pytest.mark.timeout(60)
+def test_two_enqueues_of_one_key_at_the_same_moment_make_one_row(both_setup: Setup) -> None:
+    """B enqueues and commits between A's check and A's insert: A gets B's row, no error."""
+    setup = both_setup
+    b_committed = threading.Event()
+    results: dict[str, tuple[int, bool]] = {}
+    errors: list[BaseException] = []
+
+    def a() -> None:
+        def build(message_id: str):
+            b_thread.start()
+            assert b_committed.wait(20)
+            return build_message(
+                sender=SENDER,
+                to=[("Kirjaamo", "kirjaamo@jamsa.example")],
+                subject="Muistio",
+                text="A",
+                message_id=message_id,
+                date=datetime(2025, 9, 1, tzinfo=UTC),
+            )
+
+        try:
+            with db.session_scope(setup.url) as s:
+                row, created = enqueue(
+                    s,
+                    cycle_id=setup.cycle_id,
+                    dedupe_key="memo:1:jamsa",
+                    purpose="memo",
+                    sender_email=SENDER[1],
+                    build=build,
+                )
+                results["a"] = (row.id, created)
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    def b() -> None:
+        try:
+            results["b"] = add(setup, "memo:1:jamsa", to="kirjaamo@jamsa.example", purpose="memo")
+        finally:
+            b_committed.set()
+
+    b_thread = threading.Thread(target=b)
+    a_thread = threading.Thread(target=a)
+    a_thread.start()
+    a_thread.join()
+    b_thread.join()
+    assert errors == []
+    assert results["b"][1] is True and results["a"] == (results["b"][0], False)
+    (row,) = rows(setup).values()
+    assert row.subject == "Kutsu: Jämsä memo:1:jamsa"  # B's message, not A's
 
 
 def test_different_keys_are_different_messages(setup: Setup) -> None:
@@ -184,7 +249,7 @@ def test_enqueue_inside_a_failed_transaction_leaves_nothing(setup: Setup) -> Non
             sender_email=SENDER[1],
             build=lambda mid: build_message(
                 sender=SENDER,
-                to=[("A", "a@jamsa.fi")],
+                to=[("A", "a@jamsa.example")],
                 subject="x",
                 text="x",
                 message_id=mid,
@@ -199,7 +264,7 @@ def test_enqueue_inside_a_failed_transaction_leaves_nothing(setup: Setup) -> Non
 
 
 def test_each_row_is_sent_once_and_a_second_run_sends_nothing(setup: Setup, tmp_path: Path) -> None:
-    ids = [add(setup, f"invite:{i}", to=f"r{i}@jamsa.fi")[0] for i in range(3)]
+    ids = [add(setup, f"invite:{i}", to=f"r{i}@jamsa.example")[0] for i in range(3)]
     outbox = FileOutbox(tmp_path / "outbox")
 
     first = deliver(setup, outbox)
@@ -240,12 +305,12 @@ def test_only_the_cycle_and_purposes_asked_for_are_sent(setup: Setup) -> None:
 
 
 def test_sender_and_recipients_reach_the_transport(setup: Setup) -> None:
-    add(setup, "invite:1", to="orjan@jamsa.fi")
+    add(setup, "invite:1", to="orjan@jamsa.example")
     transport = Recording()
     deliver(setup, transport)
     ((_, raw, sender, recipients),) = transport.calls
     assert sender == SENDER[1]
-    assert recipients == ["orjan@jamsa.fi", "kirjaamo@jamsa.fi"]
+    assert recipients == ["orjan@jamsa.example", "kirjaamo@jamsa.example"]
     assert raw == next(iter(rows(setup).values())).raw
 
 
@@ -253,13 +318,13 @@ def test_sender_and_recipients_reach_the_transport(setup: Setup) -> None:
 
 
 def test_transient_error_leaves_the_row_pending_and_a_later_run_sends_it(setup: Setup) -> None:
-    flaky_id, _ = add(setup, "invite:flaky", to="flaky@jamsa.fi")
-    fine_id, _ = add(setup, "invite:fine", to="fine@jamsa.fi")
+    flaky_id, _ = add(setup, "invite:flaky", to="flaky@jamsa.example")
+    fine_id, _ = add(setup, "invite:fine", to="fine@jamsa.example")
     flaky_mid = rows(setup)[flaky_id].message_id
 
     def fail(message_id: str, attempt: int) -> DeliveryError | None:
         if message_id == flaky_mid and attempt == 1:
-            return DeliveryError("SMTP 451 4.7.1 greylisted", recipient="flaky@jamsa.fi")
+            return DeliveryError("SMTP 451 4.7.1 greylisted", recipient="flaky@jamsa.example")
         return None
 
     transport = Recording(fail)
@@ -295,15 +360,15 @@ def test_transient_errors_give_up_after_max_attempts(setup: Setup) -> None:
 
 
 def test_permanent_error_fails_that_row_and_the_others_are_still_sent(setup: Setup) -> None:
-    ids = [add(setup, f"invite:{i}", to=f"r{i}@jamsa.fi")[0] for i in range(4)]
+    ids = [add(setup, f"invite:{i}", to=f"r{i}@jamsa.example")[0] for i in range(4)]
     bad_id = ids[1]
     bad_mid = rows(setup)[bad_id].message_id
 
     def fail(message_id: str, attempt: int) -> DeliveryError | None:
         if message_id == bad_mid:
             return DeliveryError(
-                "recipients refused: r1@jamsa.fi (550 5.1.1 User unknown)",
-                recipient="r1@jamsa.fi",
+                "recipients refused: r1@jamsa.example (550 5.1.1 User unknown)",
+                recipient="r1@jamsa.example",
                 permanent=True,
             )
         return None
@@ -316,7 +381,7 @@ def test_permanent_error_fails_that_row_and_the_others_are_still_sent(setup: Set
     stored = rows(setup)
     assert stored[bad_id].state == "failed"
     assert stored[bad_id].attempts == 1
-    assert "r1@jamsa.fi" in (stored[bad_id].last_error or "")
+    assert "r1@jamsa.example" in (stored[bad_id].last_error or "")
     assert all(stored[i].state == "sent" for i in ids if i != bad_id)
 
     assert deliver(setup, transport) == DeliveryReport()  # failed is final
@@ -338,8 +403,8 @@ def test_file_outbox_that_cannot_write_is_a_temporary_error(setup: Setup, tmp_pa
 
 
 def test_row_left_sending_by_a_crash_is_only_resent_on_recover(setup: Setup) -> None:
-    crash_id, _ = add(setup, "invite:crash", to="crash@jamsa.fi")
-    other_id, _ = add(setup, "invite:other", to="other@jamsa.fi")
+    crash_id, _ = add(setup, "invite:crash", to="crash@jamsa.example")
+    other_id, _ = add(setup, "invite:other", to="other@jamsa.example")
     crash_mid = rows(setup)[crash_id].message_id
 
     def crash(message_id: str, attempt: int) -> DeliveryError | None:
@@ -361,16 +426,65 @@ def test_row_left_sending_by_a_crash_is_only_resent_on_recover(setup: Setup) -> 
     assert rows(setup)[crash_id].state == "sending"
     assert crash_mid not in transport.ids()
 
-    report = deliver(setup, transport, recover=True)
+    # the lease is fresh: for all this run knows, a live run is sending it right now
+    assert deliver(setup, transport, recover=True) == DeliveryReport()
+    assert crash_mid not in transport.ids()
+
+    report = deliver(setup, transport, recover=True, lease_seconds=0)
     assert report.sent == [crash_id]
-    assert report.recovered == [crash_id]
+    assert report.recovered == report.resent == [crash_id]
     row = rows(setup)[crash_id]
     assert (row.state, row.attempts) == ("sent", 2)
     ((mid, raw, _, _),) = [c for c in transport.calls if c[0] == crash_mid]
     assert mid == crash_mid == message_id_for("invite:crash", SENDER[1])
     assert raw == first_raw  # the same message, so receivers can drop the duplicate
+    assert row.recovered == 1
 
-    assert deliver(setup, transport, recover=True) == DeliveryReport()
+    assert deliver(setup, transport, recover=True, lease_seconds=0) == DeliveryReport()
+
+
+def test_recover_asks_the_transport_first_and_does_not_resend_what_it_sent(
+    setup: Setup,
+) -> None:
+    """EWS and Graph can search Sent Items: a letter found there is marked sent, not resent."""
+    found_id, _ = add(setup, "invite:found")
+    lost_id, _ = add(setup, "invite:lost")
+    with db.session_scope(setup.url) as s:
+        s.execute(update(db.OutgoingMessage).values(state="sending", attempts=1))
+    found_mid = rows(setup)[found_id].message_id
+
+    class SentItems(Recording):
+        def was_sent(self, message_id: str, sender: str) -> bool | None:
+            return message_id == found_mid
+
+    transport = SentItems()
+    report = deliver(setup, transport, recover=True, lease_seconds=0)
+    assert report.recovered == [found_id, lost_id]
+    assert report.found_sent == [found_id] and report.resent == [lost_id]
+    assert report.sent == [lost_id]
+    assert transport.ids() == [rows(setup)[lost_id].message_id]
+    assert rows(setup)[found_id].state == "sent"
+    assert rows(setup)[found_id].receipt == "recording: found sent"
+
+
+def test_an_unexpected_error_releases_the_row_and_the_others_go_on(setup: Setup) -> None:
+    bad_id, _ = add(setup, "invite:bad")
+    good_id, _ = add(setup, "invite:good")
+    bad_mid = rows(setup)[bad_id].message_id
+
+    def fail(message_id: str, attempt: int) -> DeliveryError | None:
+        if message_id == bad_mid:
+            raise ValueError("a bug in a transport")
+        return None
+
+    report = deliver(setup, Recording(fail))
+    assert report.sent == [good_id]
+    assert report.failed == [(bad_id, "unexpected ValueError: a bug in a transport")]
+    row = rows(setup)[bad_id]
+    assert (row.state, row.attempts, row.claimed_by) == ("pending", 1, None)
+    for _ in range(MAX_ATTEMPTS - 1):
+        deliver(setup, Recording(fail))
+    assert rows(setup)[bad_id].state == "failed"  # bounded, as temporary errors are
 
 
 def test_recover_after_a_simulated_crash_in_the_database(setup: Setup) -> None:
@@ -394,8 +508,8 @@ def test_recover_after_a_simulated_crash_in_the_database(setup: Setup) -> None:
 @pytest.mark.timeout(60)
 def test_two_runs_at_once_send_every_row_exactly_once(setup: Setup) -> None:
     count = 40
-    ids = [add(setup, f"invite:{i}", to=f"r{i}@jamsa.fi")[0] for i in range(count)]
-    transport = Recording(delay=0.002)
+    ids = [add(setup, f"invite:{i}", to=f"r{i}@jamsa.example")[0] for i in range(count)]
+    transport = Recording(delay=0.01)
     barrier = threading.Barrier(2)
     reports: list[DeliveryReport] = []
     errors: list[BaseException] = []

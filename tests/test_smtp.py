@@ -29,7 +29,7 @@ from hytetu.mail import Attachment, Receipt, SmtpSettings, SmtpTransport, build_
 # AUTH without TLS is what these tests do on purpose, on loopback
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 
-SENDER = "hyte@hyvaks.fi"
+SENDER = "hyte@hyvaks.example"
 PASSWORD = "Sal@sana-ÄÖ-7x!q"  # noqa: S105 - a test secret, set through the environment
 PASSWORD_ENV = "HYTETU_TEST_SMTP_PASSWORD"
 SUBJECT = "Muistio: Jämsä, Keuruu, Multia ja Petäjävesi – hyte-neuvottelu 2025"
@@ -176,7 +176,7 @@ def raw_message(to: list[str]) -> bytes:
         subject=SUBJECT,
         # a line that is a single dot would end DATA if the client did not dot-stuff it
         text="Hei,\n\nmuistio liitteenä. Ääkköset: äöå.\n.\n..\n.piste alussa\n",
-        message_id="<0123456789abcdef.hytetu@hyvaks.fi>",
+        message_id="<0123456789abcdef.hytetu@hyvaks.example>",
         date=dt.datetime(2025, 11, 20, 9, 0, tzinfo=dt.UTC),
         attachments=[Attachment("muistio.pdf", b"%PDF-1.7\r\n.\r\n\x00\xff" * 50)],
     )
@@ -206,7 +206,7 @@ def error_text(error: BaseException) -> str:
 def test_delivers_the_exact_bytes(serve: Callable[..., int]) -> None:
     handler = Handler()
     port = serve(handler)
-    to = ["orjan@jamsa.fi", "kirjaamo@keuruu.fi"]
+    to = ["orjan@jamsa.example", "kirjaamo@keuruu.example"]
     raw = raw_message(to)
 
     receipt = transport(port).send(raw, SENDER, to)
@@ -217,7 +217,7 @@ def test_delivers_the_exact_bytes(serve: Callable[..., int]) -> None:
     assert envelope.rcpt_tos == to
     assert envelope.original_content == raw  # dot-stuffing undone, nothing rewritten
     received = email.message_from_bytes(envelope.original_content, policy=policy.default)
-    assert received["Message-ID"] == "<0123456789abcdef.hytetu@hyvaks.fi>"
+    assert received["Message-ID"] == "<0123456789abcdef.hytetu@hyvaks.example>"
     assert received["Subject"] == SUBJECT
     (pdf,) = received.iter_attachments()
     assert pdf.get_content() == b"%PDF-1.7\r\n.\r\n\x00\xff" * 50
@@ -227,9 +227,9 @@ def test_8bit_message_is_announced_with_body_8bitmime(serve: Callable[..., int])
     """RFC 6152: 8-bit data (the UTF-8 text parts) only after MAIL FROM ... BODY=8BITMIME."""
     handler = Handler()
     port = serve(handler)
-    raw = raw_message(["orjan@jamsa.fi"])
+    raw = raw_message(["orjan@jamsa.example"])
     assert not raw.isascii()
-    transport(port).send(raw, SENDER, ["orjan@jamsa.fi"])
+    transport(port).send(raw, SENDER, ["orjan@jamsa.example"])
     (envelope,) = handler.delivered
     assert "BODY=8BITMIME" in [o.upper() for o in envelope.mail_options]
 
@@ -240,7 +240,9 @@ def test_error_reply_to_quit_after_acceptance_is_still_a_delivery(
     """Once DATA is answered 250 the message is the server's: re-sending would duplicate."""
     handler = Handler(quit="421 4.3.0 closing anyway")
     port = serve(handler)
-    receipt = transport(port).send(raw_message(["orjan@jamsa.fi"]), SENDER, ["orjan@jamsa.fi"])
+    receipt = transport(port).send(
+        raw_message(["orjan@jamsa.example"]), SENDER, ["orjan@jamsa.example"]
+    )
     assert receipt.transport == "smtp"
     assert len(handler.delivered) == 1
 
@@ -249,13 +251,15 @@ def test_error_reply_to_quit_after_acceptance_is_still_a_delivery(
 
 
 def test_recipient_refused_with_550_is_permanent_and_named(serve: Callable[..., int]) -> None:
-    handler = Handler(rcpt={"poistunut@jamsa.fi": "550 5.1.1 User unknown"})
+    handler = Handler(rcpt={"poistunut@jamsa.example": "550 5.1.1 User unknown"})
     port = serve(handler)
     with pytest.raises(DeliveryError) as info:
-        transport(port).send(raw_message(["poistunut@jamsa.fi"]), SENDER, ["poistunut@jamsa.fi"])
+        transport(port).send(
+            raw_message(["poistunut@jamsa.example"]), SENDER, ["poistunut@jamsa.example"]
+        )
     assert info.value.permanent is True
-    assert info.value.recipient == "poistunut@jamsa.fi"
-    assert "poistunut@jamsa.fi" in str(info.value)
+    assert info.value.recipient == "poistunut@jamsa.example"
+    assert "poistunut@jamsa.example" in str(info.value)
     assert "550" in str(info.value)
     assert handler.delivered == []
 
@@ -263,26 +267,26 @@ def test_recipient_refused_with_550_is_permanent_and_named(serve: Callable[..., 
 def test_one_of_two_recipients_refused_is_permanent_and_names_only_that_one(
     serve: Callable[..., int],
 ) -> None:
-    handler = Handler(rcpt={"poistunut@jamsa.fi": "550 5.1.1 User unknown"})
+    handler = Handler(rcpt={"poistunut@jamsa.example": "550 5.1.1 User unknown"})
     port = serve(handler)
-    to = ["orjan@jamsa.fi", "poistunut@jamsa.fi"]
+    to = ["orjan@jamsa.example", "poistunut@jamsa.example"]
     with pytest.raises(DeliveryError) as info:
         transport(port).send(raw_message(to), SENDER, to)
     assert info.value.permanent is True
-    assert info.value.recipient == "poistunut@jamsa.fi"
-    assert "poistunut@jamsa.fi" in str(info.value) and "550" in str(info.value)
-    assert "orjan@jamsa.fi" not in str(info.value)
+    assert info.value.recipient == "poistunut@jamsa.example"
+    assert "poistunut@jamsa.example" in str(info.value) and "550" in str(info.value)
+    assert "orjan@jamsa.example" not in str(info.value)
     # the server took it for the other recipient: a retry would send it to them again
-    assert [e.rcpt_tos for e in handler.delivered] == [["orjan@jamsa.fi"]]
+    assert [e.rcpt_tos for e in handler.delivered] == [["orjan@jamsa.example"]]
 
 
 def test_recipient_answered_451_is_temporary(serve: Callable[..., int]) -> None:
-    handler = Handler(rcpt={"orjan@jamsa.fi": "451 4.7.1 Greylisted, try again later"})
+    handler = Handler(rcpt={"orjan@jamsa.example": "451 4.7.1 Greylisted, try again later"})
     port = serve(handler)
     with pytest.raises(DeliveryError) as info:
-        transport(port).send(raw_message(["orjan@jamsa.fi"]), SENDER, ["orjan@jamsa.fi"])
+        transport(port).send(raw_message(["orjan@jamsa.example"]), SENDER, ["orjan@jamsa.example"])
     assert info.value.permanent is False
-    assert info.value.recipient == "orjan@jamsa.fi"
+    assert info.value.recipient == "orjan@jamsa.example"
     assert "451" in str(info.value)
 
 
@@ -290,17 +294,17 @@ def test_all_refused_with_a_mix_of_451_and_550_is_temporary(serve: Callable[...,
     """Nobody got it, and one refusal may pass later: retrying duplicates nothing."""
     handler = Handler(
         rcpt={
-            "poistunut@jamsa.fi": "550 5.1.1 User unknown",
-            "orjan@jamsa.fi": "451 4.7.1 Greylisted",
+            "poistunut@jamsa.example": "550 5.1.1 User unknown",
+            "orjan@jamsa.example": "451 4.7.1 Greylisted",
         }
     )
     port = serve(handler)
-    to = ["poistunut@jamsa.fi", "orjan@jamsa.fi"]
+    to = ["poistunut@jamsa.example", "orjan@jamsa.example"]
     with pytest.raises(DeliveryError) as info:
         transport(port).send(raw_message(to), SENDER, to)
     assert info.value.permanent is False
-    assert "poistunut@jamsa.fi" in str(info.value) and "550" in str(info.value)
-    assert "orjan@jamsa.fi" in str(info.value) and "451" in str(info.value)
+    assert "poistunut@jamsa.example" in str(info.value) and "550" in str(info.value)
+    assert "orjan@jamsa.example" in str(info.value) and "451" in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -316,7 +320,7 @@ def test_data_answer_decides_permanence(
 ) -> None:
     port = serve(Handler(data=reply))
     with pytest.raises(DeliveryError) as info:
-        transport(port).send(raw_message(["orjan@jamsa.fi"]), SENDER, ["orjan@jamsa.fi"])
+        transport(port).send(raw_message(["orjan@jamsa.example"]), SENDER, ["orjan@jamsa.example"])
     assert info.value.permanent is permanent
     assert reply.split()[0] in str(info.value)
 
@@ -327,7 +331,7 @@ def test_data_answer_decides_permanence(
 def test_connection_refused_is_a_clear_temporary_error() -> None:
     port = _free_port()  # nothing listens there
     with pytest.raises(DeliveryError) as info:
-        transport(port).send(raw_message(["orjan@jamsa.fi"]), SENDER, ["orjan@jamsa.fi"])
+        transport(port).send(raw_message(["orjan@jamsa.example"]), SENDER, ["orjan@jamsa.example"])
     assert info.value.permanent is False
     text = str(info.value)
     assert f"127.0.0.1:{port}" in text
@@ -341,7 +345,7 @@ def test_a_server_that_never_greets_times_out_as_a_temporary_error() -> None:
         port = listener.getsockname()[1]
         with pytest.raises(DeliveryError) as info:
             transport(port, timeout=0.5).send(
-                raw_message(["orjan@jamsa.fi"]), SENDER, ["orjan@jamsa.fi"]
+                raw_message(["orjan@jamsa.example"]), SENDER, ["orjan@jamsa.example"]
             )
     assert info.value.permanent is False
     assert "timed out" in str(info.value).lower() or "timeout" in str(info.value).lower()
@@ -376,7 +380,7 @@ def test_auth_with_the_password_from_the_environment(
         auth_exclude_mechanism=[m for m in ("PLAIN", "LOGIN") if m not in offered],
     )
     transport(port, username="hyte").send(
-        raw_message(["orjan@jamsa.fi"]), SENDER, ["orjan@jamsa.fi"]
+        raw_message(["orjan@jamsa.example"]), SENDER, ["orjan@jamsa.example"]
     )
     assert logins == [(mechanism, "hyte")]
     assert len(handler.delivered) == 1
@@ -397,7 +401,7 @@ def test_wrong_password_is_permanent_and_never_shown(
     )
     with pytest.raises(DeliveryError) as info:
         transport(port, username="hyte").send(
-            raw_message(["orjan@jamsa.fi"]), SENDER, ["orjan@jamsa.fi"]
+            raw_message(["orjan@jamsa.example"]), SENDER, ["orjan@jamsa.example"]
         )
     assert logins, "the client did try to log in"
     assert info.value.permanent is True
@@ -419,7 +423,7 @@ def test_a_server_echoing_the_password_does_not_leak_it(
     port = serve(Handler(), authenticator=echo, auth_required=True, auth_require_tls=False)
     with pytest.raises(DeliveryError) as info:
         transport(port, username="hyte").send(
-            raw_message(["orjan@jamsa.fi"]), SENDER, ["orjan@jamsa.fi"]
+            raw_message(["orjan@jamsa.example"]), SENDER, ["orjan@jamsa.example"]
         )
     assert info.value.permanent is True
     assert PASSWORD not in error_text(info.value)
@@ -437,7 +441,7 @@ def test_username_without_a_password_is_a_permanent_configuration_error(
     port = serve(handler, authenticator=authenticator([]), auth_require_tls=False)
     with pytest.raises(DeliveryError) as info:
         transport(port, username="hyte").send(
-            raw_message(["orjan@jamsa.fi"]), SENDER, ["orjan@jamsa.fi"]
+            raw_message(["orjan@jamsa.example"]), SENDER, ["orjan@jamsa.example"]
         )
     assert info.value.permanent is True
     assert PASSWORD_ENV in str(info.value)
@@ -462,9 +466,9 @@ def test_starttls_with_auth(
         authenticator=authenticator(logins),
         auth_required=True,  # and AUTH only over TLS, aiosmtpd's default
     )
-    raw = raw_message(["orjan@jamsa.fi"])
+    raw = raw_message(["orjan@jamsa.example"])
     transport(port, security="starttls", username="hyte", ssl_context=client_tls(certificate)).send(
-        raw, SENDER, ["orjan@jamsa.fi"]
+        raw, SENDER, ["orjan@jamsa.example"]
     )
     assert logins == [("PLAIN", "hyte")]
     (envelope,) = handler.delivered
@@ -478,7 +482,7 @@ def test_starttls_to_an_untrusted_certificate_fails_without_sending(
     port = serve(handler, tls_context=server_tls(certificate), require_starttls=True)
     with pytest.raises(DeliveryError) as info:
         transport(port, security="starttls").send(  # the system's CAs: not ours
-            raw_message(["orjan@jamsa.fi"]), SENDER, ["orjan@jamsa.fi"]
+            raw_message(["orjan@jamsa.example"]), SENDER, ["orjan@jamsa.example"]
         )
     assert "certificate" in str(info.value).lower()
     assert handler.delivered == []
@@ -487,9 +491,9 @@ def test_starttls_to_an_untrusted_certificate_fails_without_sending(
 def test_implicit_tls(serve: Callable[..., int], certificate: tuple[Path, Path]) -> None:
     handler = Handler()
     port = serve(handler, ssl_context=server_tls(certificate))
-    raw = raw_message(["orjan@jamsa.fi"])
+    raw = raw_message(["orjan@jamsa.example"])
     transport(port, security="tls", ssl_context=client_tls(certificate)).send(
-        raw, SENDER, ["orjan@jamsa.fi"]
+        raw, SENDER, ["orjan@jamsa.example"]
     )
     (envelope,) = handler.delivered
     assert envelope.original_content == raw
@@ -502,7 +506,7 @@ def test_plain_client_is_refused_by_a_server_requiring_starttls(
     port = serve(handler, tls_context=server_tls(certificate), require_starttls=True)
     with pytest.raises(DeliveryError) as info:
         transport(port, security="none").send(
-            raw_message(["orjan@jamsa.fi"]), SENDER, ["orjan@jamsa.fi"]
+            raw_message(["orjan@jamsa.example"]), SENDER, ["orjan@jamsa.example"]
         )
     assert "530" in str(info.value)
     assert handler.delivered == []
@@ -516,7 +520,7 @@ def test_concurrent_sends_each_use_their_own_connection(serve: Callable[..., int
 
     def send(i: int) -> None:
         try:
-            smtp.send(raw_message([f"r{i}@jamsa.fi"]), SENDER, [f"r{i}@jamsa.fi"])
+            smtp.send(raw_message([f"r{i}@jamsa.example"]), SENDER, [f"r{i}@jamsa.example"])
         except BaseException as e:  # pragma: no cover - reported below
             errors.append(e)
 
@@ -527,5 +531,5 @@ def test_concurrent_sends_each_use_their_own_connection(serve: Callable[..., int
         t.join()
     assert errors == []
     assert sorted(e.rcpt_tos[0] for e in handler.delivered) == sorted(
-        f"r{i}@jamsa.fi" for i in range(8)
+        f"r{i}@jamsa.example" for i in range(8)
     )

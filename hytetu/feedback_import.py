@@ -1,0 +1,521 @@
+"""Form exports in: Webropol- and Microsoft-Forms-style CSV and XLSX files become feedback
+responses (palautteet).
+
+All or nothing: every row is checked first and any problem (named by file, row and column)
+stops the import before anything is written. Re-importing a file, or a later export that
+repeats earlier answers, adds nothing: each response has a content fingerprint. Fully empty
+rows are skipped (exports often end with some); a row with content but no text is an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import unicodedata
+import zipfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from hytetu import db, feedback
+from hytetu.config import FeedbackImport
+from hytetu.errors import FeedbackImportError, Problem
+from hytetu.state import CycleView
+
+FEEDBACK_FOLDER = "feedback"
+SUFFIXES = (".csv", ".xlsx")
+MAX_PROBLEMS = 100
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+LIMITS = {"organisation": 300, "email": 320}
+DEFAULT_LIMIT = 200
+
+# Who answers: the stored id, and the words a form may use for it (fi, sv, en).
+RESPONDENT_TYPES: dict[str, tuple[str, ...]] = {
+    "municipality": ("kunta", "kaupunki", "kommun", "stad"),
+    "ngo": ("järjestö", "yhdistys", "organisation", "förening", "ngo"),
+    "parish": ("seurakunta", "församling"),
+    "employment_area": ("työllisyysalue", "sysselsättningsområde", "employment area"),
+    "company": ("yritys", "palveluntuottaja", "företag", "tjänsteproducent"),
+    "county_unit": ("hyvinvointialue", "välfärdsområde", "county"),
+    "public_body": ("muu julkinen toimija", "annan offentlig aktör", "public body"),
+    "resident": ("asukas", "kuntalainen", "invånare", "resident"),
+    "other": ("muu", "annan", "other"),
+}
+# Values of the municipality column that mean "no one municipality".
+WHOLE_REGION = ("koko alue", "koko hyvinvointialue", "koko maakunta", "hela området", "")
+# Microsoft Forms writes this in the e-mail column of anonymous forms.
+ANONYMOUS = ("anonymous", "anonyymi", "anonym")
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_TIME_FORMATS = (
+    "%d.%m.%Y %H:%M:%S",
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y %H.%M.%S",
+    "%d.%m.%Y %H.%M",
+    "%d.%m.%Y klo %H.%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y %I:%M:%S %p",
+    "%m/%d/%Y %I:%M %p",
+)
+_FIELDS = (
+    "received_at",
+    "organisation",
+    "respondent_type",
+    "municipality",
+    "priority_area",
+    "service_area",
+    "text",
+    "email",
+)
+_REQUIRED = ("received_at", "text")
+
+
+@dataclass
+class ParsedResponse:
+    row: int
+    received_at: datetime
+    text: str
+    organisation: str | None = None
+    respondent_type: str | None = None
+    municipality_key: str | None = None
+    group_key: str | None = None
+    priority_area_key: str | None = None
+    service_area_key: str | None = None
+    email: str | None = None
+
+    def fingerprint(self) -> str:
+        parts = [
+            "export",
+            self.received_at.astimezone(UTC).isoformat(),
+            self.organisation or "",
+            self.municipality_key or self.group_key or "",
+            self.text,
+            (self.email or "").lower(),
+        ]
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+@dataclass
+class ImportResult:
+    file: str
+    rows: int = 0
+    added: int = 0
+    duplicates: int = 0
+    empty_rows: int = 0
+    late: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "rows": self.rows,
+            "added": self.added,
+            "duplicates": self.duplicates,
+            "empty_rows": self.empty_rows,
+            "late": self.late,
+        }
+
+
+def _norm(value: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", value).split()).casefold()
+
+
+# --- reading files ------------------------------------------------------------------
+
+
+def _fail(display: str, line: int | None, column: str, message: str) -> FeedbackImportError:
+    return FeedbackImportError(
+        f"{display}: cannot import the feedback", problems=[Problem(display, line, column, message)]
+    )
+
+
+def _decode(data: bytes, display: str) -> str:
+    """UTF-8 (with or without BOM), UTF-16 with BOM, or Windows-1252 (cp1252)."""
+    if data.startswith(b"PK\x03\x04"):
+        raise _fail(display, 1, "", "this is an XLSX (zip) file, not CSV: save it as .xlsx")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise _fail(display, _line_of(data, e.start), "", "broken UTF-16 text") from None
+    if b"\x00" in data:
+        raise _fail(
+            display,
+            _line_of(data, data.index(b"\x00")),
+            "",
+            "binary content (a NUL byte): not a CSV text file; export the form as CSV or XLSX",
+        )
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError as e:
+            bad = e
+            continue
+        control = re.search(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]", text)
+        if control:
+            line = text.count("\n", 0, control.start()) + 1
+            raise _fail(
+                display,
+                line,
+                "",
+                f"binary content (control character {ord(control.group()):#04x}): "
+                "not a CSV text file; export the form as CSV or XLSX",
+            )
+        return text
+    raise _fail(
+        display,
+        _line_of(data, bad.start),
+        "",
+        f"byte {data[bad.start]:#04x} is not text in UTF-8 or Windows-1252: not a CSV text file",
+    )
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _read_csv(data: bytes, display: str) -> list[tuple[int, list[Any]]]:
+    text = _decode(data, display)
+    first = text.split("\n", 1)[0]
+    delimiter = max(";,\t", key=first.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        return [(i, row) for i, row in enumerate(reader, start=1)]
+    except csv.Error as e:
+        raise _fail(display, reader.line_num, "", f"not readable as CSV: {e}") from None
+
+
+def _read_xlsx(path: Path, display: str) -> list[tuple[int, list[Any]]]:
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(path, read_only=True, data_only=False)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
+        raise _fail(display, None, "", f"not an XLSX workbook ({type(e).__name__})") from None
+    except Exception as e:  # openpyxl raises its own InvalidFileException and friends
+        raise _fail(display, None, "", f"not an XLSX workbook ({type(e).__name__})") from None
+    try:
+        sheet = book.worksheets[0]
+        return [(i, list(row)) for i, row in enumerate(sheet.iter_rows(values_only=True), 1)]
+    finally:
+        book.close()
+
+
+def read_rows(path: Path, display: str | None = None) -> list[tuple[int, list[Any]]]:
+    """(row number, cells) of the first sheet or the CSV; row 1 is normally the header."""
+    display = display or str(path)
+    suffix = path.suffix.lower()
+    if suffix not in (*SUFFIXES, ".txt"):
+        raise _fail(display, None, "", f"unknown file type {suffix!r}: use .csv or .xlsx")
+    if suffix == ".xlsx":
+        return _read_xlsx(path, display)
+    return _read_csv(path.read_bytes(), display)
+
+
+# --- checking rows ------------------------------------------------------------------
+
+
+class _Lookups:
+    """Names and ids of the cycle's municipalities, groups and goal-matrix areas."""
+
+    def __init__(self, view: CycleView) -> None:
+        s, rid = view.session, view.region.id
+        self.municipalities = _names(s.scalars(select(db.Municipality).filter_by(region_id=rid)))
+        self.groups = _names(s.scalars(select(db.MunicipalityGroup).filter_by(region_id=rid)))
+        pas, sas, _ = view.matrix()
+        self.priority_areas = _names(pas)
+        self.service_areas = _names(sas)
+        self.whole_region = {_norm(w) for w in WHOLE_REGION} | {
+            _norm(n) for n in view.region.name.values()
+        }
+        self.types = {_norm(k): k for k in RESPONDENT_TYPES} | {
+            _norm(word): k for k, words in RESPONDENT_TYPES.items() for word in words
+        }
+
+
+def _names(rows: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for r in rows:
+        out[_norm(r.key)] = r.key
+        for name in (r.name or {}).values():
+            out.setdefault(_norm(name), r.key)
+    return out
+
+
+def _header_index(
+    header: list[Any], mapping: FeedbackImport
+) -> tuple[dict[str, tuple[int, str]], list[str]]:
+    """Which column holds each field: {field: (index, header text)} and the missing ones."""
+    positions: dict[str, int] = {}
+    for i, cell in enumerate(header):
+        if cell is not None and str(cell).strip():
+            positions.setdefault(_norm(str(cell).lstrip("\ufeff")), i)
+    found: dict[str, tuple[int, str]] = {}
+    missing = []
+    for name in _FIELDS:
+        alternatives = getattr(mapping, name)
+        hit = next((a for a in alternatives if _norm(a) in positions), None)
+        if hit is not None:
+            found[name] = (positions[_norm(hit)], str(header[positions[_norm(hit)]]).strip())
+        elif name in _REQUIRED:
+            missing.append(name)
+    return found, missing
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def _parse_time(value: Any, view: CycleView) -> datetime | None:
+    moment: datetime | None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        text = " ".join(_cell_text(value).split())
+        moment = None
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            for fmt in _TIME_FORMATS:
+                try:
+                    moment = datetime.strptime(text, fmt)
+                    break
+                except ValueError:
+                    continue
+        if moment is None:
+            return None
+    # Form services export local wall-clock times: the region's zone.
+    return moment.replace(tzinfo=view.tz) if moment.tzinfo is None else moment
+
+
+def parse_export(
+    view: CycleView, path: Path, mapping: FeedbackImport, display: str | None = None
+) -> tuple[list[ParsedResponse], int]:
+    """Check every row of an export; return the responses and the number of empty rows.
+    Raises ``FeedbackImportError`` listing every problem (row, column) found."""
+    display = display or str(path)
+    rows = read_rows(path, display)
+    nonempty = [(n, cells) for n, cells in rows if any(_cell_text(c).strip() for c in cells)]
+    if not nonempty:
+        raise _fail(display, None, "", "the file has no header row and no responses")
+    header_row, header = nonempty[0]
+    columns, missing = _header_index(header, mapping)
+    if missing:
+        shown = ", ".join(repr(str(c).strip()) for c in header if c is not None)[:300]
+        missing_columns = [
+            Problem(
+                display,
+                header_row,
+                " / ".join(getattr(mapping, name)),
+                f"missing column for {name.replace('_', ' ')}: none of "
+                f"{', '.join(repr(a) for a in getattr(mapping, name))} is in the header "
+                f"(columns: {shown}); fix the file or feedback.import in cycle.yaml",
+            )
+            for name in missing
+        ]
+        raise FeedbackImportError(
+            f"{display}: cannot import the feedback", problems=missing_columns
+        )
+
+    lookups = _Lookups(view)
+    problems: list[Problem] = []
+    parsed: list[ParsedResponse] = []
+    empty = 0
+    for number, cells in (r for r in rows if r[0] > header_row):
+        values = {name: cells[i] if i < len(cells) else None for name, (i, _) in columns.items()}
+        if not any(_cell_text(v).strip() for v in values.values()):
+            empty += 1
+            continue
+        row_problems: list[Problem] = []
+
+        def problem(
+            name: str, message: str, number: int = number, out: list[Problem] = row_problems
+        ) -> None:
+            out.append(Problem(display, number, columns[name][1], message))
+
+        texts: dict[str, str] = {}
+        for name, value in values.items():
+            if isinstance(value, datetime):
+                continue
+            text = _cell_text(value)
+            stripped = text.strip()
+            if stripped[:1] in FORMULA_START or text[:1] in FORMULA_START:
+                start = (stripped or text)[:1]
+                problem(
+                    name,
+                    f"starts with {start!r}: a spreadsheet would run the cell as a formula "
+                    "(formula injection); remove or reword the start of the cell",
+                )
+                continue
+            limit = mapping.max_text if name == "text" else LIMITS.get(name, DEFAULT_LIMIT)
+            if len(stripped) > limit:
+                problem(name, f"too long: {len(stripped)} characters, at most {limit}")
+                continue
+            texts[name] = stripped
+        received = values.get("received_at")
+        moment = _parse_time(received, view) if _cell_text(received).strip() else None
+        if not _cell_text(received).strip():
+            problem("received_at", "the time of the response is empty")
+        elif moment is None:
+            problem(
+                "received_at",
+                f"not a date and time: {_cell_text(received)[:40]!r} "
+                "(e.g. 19.12.2025 23:59 or 2025-12-19T23:59)",
+            )
+        if "text" in texts and not texts["text"]:
+            problem("text", "the text of the response is empty")
+        item = ParsedResponse(
+            row=number,
+            received_at=moment or datetime.now(view.tz),
+            text=texts.get("text", ""),
+            organisation=texts.get("organisation") or None,
+        )
+        kind = texts.get("respondent_type")
+        if kind:
+            if _norm(kind) in lookups.types:
+                item.respondent_type = lookups.types[_norm(kind)]
+            else:
+                problem(
+                    "respondent_type",
+                    f"unknown respondent type {kind!r} (use one of "
+                    f"{', '.join(RESPONDENT_TYPES)} or their Finnish or Swedish names)",
+                )
+        place = texts.get("municipality")
+        if place is not None and _norm(place) not in lookups.whole_region:
+            if _norm(place) in lookups.municipalities:
+                item.municipality_key = lookups.municipalities[_norm(place)]
+            elif _norm(place) in lookups.groups:
+                item.group_key = lookups.groups[_norm(place)]
+            else:
+                problem("municipality", f"unknown municipality or group {place!r}")
+        for name, table, attr in (
+            ("priority_area", lookups.priority_areas, "priority_area_key"),
+            ("service_area", lookups.service_areas, "service_area_key"),
+        ):
+            value = texts.get(name)
+            if value:
+                if _norm(value) in table:
+                    setattr(item, attr, table[_norm(value)])
+                else:
+                    known = ", ".join(sorted(set(table.values())))
+                    problem(name, f"unknown {name.replace('_', ' ')} {value!r} ({known})")
+        address = texts.get("email")
+        if address and _norm(address) not in ANONYMOUS:
+            if _EMAIL.match(address):
+                item.email = address
+            else:
+                problem("email", f"not an e-mail address: {address[:60]!r}")
+        if row_problems:
+            problems.extend(row_problems)
+        else:
+            parsed.append(item)
+        if len(problems) >= MAX_PROBLEMS:
+            break
+    if problems:
+        raise FeedbackImportError(
+            f"{display}: cannot import the feedback; nothing was imported",
+            problems=problems[:MAX_PROBLEMS],
+        )
+    return parsed, empty
+
+
+# --- importing ----------------------------------------------------------------------
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def import_file(
+    view: CycleView, path: Path, mapping: FeedbackImport | None = None, display: str | None = None
+) -> ImportResult:
+    """Check and import one export; all or nothing. The caller's transaction commits."""
+    path = Path(path)
+    display = display or str(path)
+    mapping = mapping or mapping_for(view)
+    parsed, empty = parse_export(view, path, mapping, display)
+    result = ImportResult(display, rows=len(parsed), empty_rows=empty)
+    known = set(
+        view.session.scalars(
+            select(db.FeedbackResponse.fingerprint).filter_by(cycle_id=view.cycle.id)
+        )
+    )
+    for item in parsed:
+        fp = item.fingerprint()
+        if fp in known:
+            result.duplicates += 1
+            continue
+        known.add(fp)
+        late = feedback.is_late(view, item.received_at)
+        view.session.add(
+            db.FeedbackResponse(
+                cycle_id=view.cycle.id,
+                fingerprint=fp,
+                respondent_org=item.organisation,
+                respondent_type=item.respondent_type,
+                respondent_email=item.email,
+                municipality_key=item.municipality_key,
+                group_key=item.group_key,
+                priority_area_key=item.priority_area_key,
+                service_area_key=item.service_area_key,
+                text=item.text,
+                received_at=item.received_at,
+                channel="export",
+                late=late,
+            )
+        )
+        result.added += 1
+        result.late += late
+    digest = file_digest(path)
+    seen = view.session.scalars(
+        select(db.FeedbackImport).filter_by(cycle_id=view.cycle.id, sha256=digest)
+    ).first()
+    if seen is None:
+        view.session.add(
+            db.FeedbackImport(
+                cycle_id=view.cycle.id,
+                filename=path.name[:300],
+                sha256=digest,
+                rows=result.rows,
+                added=result.added,
+            )
+        )
+    view.session.flush()
+    db.audit(view.session, "feedback.import", path.name[:200], **result.as_dict())
+    return result
+
+
+def mapping_for(view: CycleView) -> FeedbackImport:
+    """The column mapping of the cycle's config folder (the defaults if it has none)."""
+    from hytetu.config import load_config
+
+    folder = Path(view.cycle.config_folder)
+    if not (folder / "cycle.yaml").exists():
+        return FeedbackImport()
+    return load_config(folder).cycle_file.feedback.import_
+
+
+def export_files(view: CycleView) -> list[Path]:
+    """The exports waiting in the config folder's feedback/ folder, by name."""
+    folder = Path(view.cycle.config_folder) / FEEDBACK_FOLDER
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+
+
+def changed_exports(view: CycleView) -> list[Path]:
+    """Exports whose content has not been imported yet."""
+    done = set(
+        view.session.scalars(select(db.FeedbackImport.sha256).filter_by(cycle_id=view.cycle.id))
+    )
+    return [p for p in export_files(view) if file_digest(p) not in done]

@@ -1,0 +1,477 @@
+"""Memos and the regional summary: the PDFs read back, the languages, the region's own
+templates, versions and approval (in the core, and through a real Prefect pause)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import io
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLE, helsinki
+from pypdf import PdfReader
+from sqlalchemy import select
+
+from hytetu import db, memos, phases
+from hytetu.errors import StateError
+from hytetu.render import PdfJob, html_to_pdfs
+from hytetu.simulate import tick_times
+from hytetu.state import cycle_view
+
+JAMSA = "2025-muistio-jamsa-keuruu-multia-petajavesi.pdf"
+SUMMARY = "2025-koonti-keski-suomen-hyvinvointialue.pdf"
+
+
+@pytest.fixture(scope="module")
+def year(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """The example run through the year up to rendered drafts (shared, read-only)."""
+    base = tmp_path_factory.mktemp("memos")
+    shutil.copytree(EXAMPLE, base / "config")
+    url = f"sqlite:///{base / 'hytetu.db'}"
+    phases.load(base / "config", url)
+    with db.session_scope(url) as s:
+        ticks = tick_times(cycle_view(s))
+    for at in ticks:
+        for phase in phases.due_phases(at, url):
+            phases.run_phase(phase, at, base / "out", url)
+    yield url, base
+    db.dispose(url)
+
+
+@pytest.fixture
+def own_year(year: tuple[str, Path], tmp_path: Path) -> tuple[str, Path]:
+    """A private copy of the simulated year, for tests that change it."""
+    _, base = year
+    shutil.copy(base / "hytetu.db", tmp_path / "hytetu.db")
+    url = f"sqlite:///{tmp_path / 'hytetu.db'}"
+    yield url, tmp_path
+    db.dispose(url)
+
+
+def _normal(text: str) -> str:
+    """Whitespace folded; a line wrapped after a hyphen ("vapaa-\naikatoimen") joined."""
+    return re.sub(r"\s+", " ", re.sub(r"-\n", "-", text)).strip()
+
+
+def _text(pdf: bytes) -> str:
+    return _normal(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages))
+
+
+def _version(url: str, filename: str) -> tuple[int, bytes, str]:
+    with db.session_scope(url) as s:
+        v = next(v for v in memos.latest_versions(cycle_view(s)) if v.filename == filename)
+        return v.id, v.pdf, v.html
+
+
+def _group_findings(s, session_key: str) -> dict[str, list[str]]:
+    session = s.scalars(select(db.MeetingSession).filter_by(key=session_key)).one()
+    out: dict[str, list[str]] = {}
+    for f in s.scalars(select(db.Finding).filter_by(session_id=session.id)):
+        out.setdefault(f.kind, []).append(f.text)
+    return out
+
+
+# --- the PDFs read back ----------------------------------------------------------------
+
+
+def test_every_group_memo_has_all_its_findings_with_finnish_letters(year) -> None:
+    url, _ = year
+    with db.session_scope(url) as s:
+        view = cycle_view(s)
+        versions = {v.memo.key: v for v in memos.latest_versions(view)}
+        groups = [x for x in view.sessions() if x.group is not None]
+        assert len(groups) == 6
+        for session in groups:
+            version = versions[f"memo-{session.group.key}"]
+            text = _text(version.pdf)
+            found = _group_findings(s, session.key)
+            assert found["cell"], session.key
+            for kind in ("cell", "general", "stakeholder"):
+                for finding in found.get(kind, []):
+                    assert _normal(finding) in text, (version.filename, finding)
+            # ä, ö and å survive the PDF as letters, not as mojibake or lookalikes.
+            assert view.text(session.group.name) in text
+            assert "Ã" not in text and "Kuntien palaute" in text
+
+
+def test_memo_has_the_sections_of_a_memo(year) -> None:
+    url, _ = year
+    _, pdf, html = _version(url, JAMSA)
+    text = _text(pdf)
+    for heading in (
+        "Muistio: Jämsä, Keuruu, Multia ja Petäjävesi",
+        "23.10.2025 klo 9.00",
+        "Etäyhteys",
+        "Osallistujat",
+        "Työllisyysalueet",
+        "Seurakunnat",
+        "Hyvinvointialue",
+        "612/2021",
+        "7 § 4 mom.",
+        "Ohjelma",
+        "Keskustelu painopisteittäin",
+        "Arjen turvallisuuden edistäminen",
+        "Jatkotoimenpiteet",
+        "Lisätietoja",
+        "hyte@hyvaks.example",
+    ):
+        assert heading in text, heading
+    # Participants grouped by type: the employment area is listed under its type.
+    assert re.search(r"Työllisyysalueet Jämsän ja Keuruun työllisyysalue", text)
+    # The group's own emphases are marked, in the layout and in words.
+    assert 'class="specific"' in html
+    assert "oma painotus" in text
+
+
+def test_pdf_metadata_and_pdfa_identification(year) -> None:
+    url, _ = year
+    for filename, title in (
+        (JAMSA, "Muistio: Jämsä, Keuruu, Multia ja Petäjävesi"),
+        (SUMMARY, "Koonti: Hyvinvoinnin, terveyden ja turvallisuuden edistämisen neuvottelut 2025"),
+    ):
+        _, pdf, _ = _version(url, filename)
+        reader = PdfReader(io.BytesIO(pdf))
+        meta = reader.metadata
+        assert meta.title == title
+        assert meta.author == "Keski-Suomen hyvinvointialue"
+        assert (
+            meta.subject == "Hyvinvoinnin, terveyden ja turvallisuuden edistämisen neuvottelut 2025"
+        )
+        root = reader.trailer["/Root"]
+        assert root["/Lang"] == "fi"
+        assert root["/MarkInfo"]["/Marked"] and "/StructTreeRoot" in root
+        assert "/OutputIntents" in root  # PDF/A needs the sRGB output intent
+        xmp = root["/Metadata"].get_object().get_data().decode()
+        assert re.search(r'pdfaid:part(="|>)3', xmp)
+        assert re.search(r'pdfaid:conformance(="|>)U', xmp)
+        assert title in xmp and "Keski-Suomen hyvinvointialue" in xmp
+        first = reader.pages[0].mediabox
+        assert (round(float(first.width)), round(float(first.height))) == (595, 842)  # A4
+
+
+def test_summary_matrix_pages_are_landscape_with_five_columns(year) -> None:
+    url, _ = year
+    _, pdf, html = _version(url, SUMMARY)
+    reader = PdfReader(io.BytesIO(pdf))
+    landscape = [p for p in reader.pages if float(p.mediabox.width) > float(p.mediabox.height)]
+    assert len(landscape) == 3  # one per priority area
+    for page in landscape:
+        text = _normal(page.extract_text())
+        for column in (
+            "Lasten, nuorten ja perheiden palvelut",
+            "Työikäisten palvelut",
+            "Ikääntyneiden palvelut",
+            "Vammaispalvelut",
+            "Terveydenhuolto",
+        ):
+            assert column in text
+        assert re.search(r"\(\d\)", text)  # how many groups raised a common theme
+    text = _text(pdf)
+    for heading in (
+        "Yleisiä nostoja",
+        "Kuntaryhmä: Joutsa, Luhanka ja Toivakka",
+        "Järjestöt ja seurakunnat",
+        "Palveluntuottajafoorumi",
+        "Palautteita yhteensä",
+    ):
+        assert heading in text
+
+
+# --- languages and the region's own templates -------------------------------------------
+
+
+def test_bilingual_region_gets_swedish_documents_too(own_year) -> None:
+    url, base = own_year
+    with db.session_scope(url) as s:
+        cycle_view(s).region.languages = ["fi", "sv"]
+    report = phases.run_render(base / "out", url)
+    assert report.did["new_versions"] == 7 and report.did["unchanged"] == 7
+    with db.session_scope(url) as s:
+        view = cycle_view(s)
+        names = {v.filename for v in memos.latest_versions(view)}
+        assert JAMSA.replace(".pdf", "-sv.pdf") in names
+        assert SUMMARY.replace(".pdf", "-sv.pdf") in names
+        languages = {m.key: memos.memo_language(view, m) for m in s.scalars(select(db.Memo))}
+        assert languages["summary-sv"] == "sv" and languages["summary"] == "fi"
+        assert languages["memo-jamsa-keuruu-multia-petajavesi-sv"] == "sv"
+        findings = _group_findings(s, "2025-10-23-jamsa")["cell"]
+    _, pdf, _ = _version(url, JAMSA.replace(".pdf", "-sv.pdf"))
+    reader = PdfReader(io.BytesIO(pdf))
+    assert reader.trailer["/Root"]["/Lang"] == "sv"
+    assert reader.metadata.title == "Promemoria: Jämsä, Keuruu, Multia ja Petäjävesi"
+    text = _text(pdf)
+    for word in ("Deltagare", "Bakgrund", "Program", "Fortsatta åtgärder", "egen betoning"):
+        assert word in text
+    for finding in findings:
+        assert _normal(finding) in text
+    _, summary, _ = _version(url, SUMMARY.replace(".pdf", "-sv.pdf"))
+    assert "Sammandrag" in _text(summary)
+    assert (base / "out" / "memos" / JAMSA.replace(".pdf", "-sv.pdf")).exists()
+
+    # Dispatched, the Swedish memo carries a Swedish cover letter; the Finnish one a Finnish.
+    with db.session_scope(url) as s:
+        view = cycle_view(s)
+        for v in memos.latest_versions(view):
+            if v.filename in (JAMSA, JAMSA.replace(".pdf", "-sv.pdf")):
+                memos.decide(view, v.id, approve=True, actor="test")
+    phases.run_dispatch(helsinki("2025-12-22 07:00"), base / "out", url)
+    letters = {}
+    for path in (base / "out" / "outbox").glob("*.eml"):
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if msg["To"].addresses[0].addr_spec == "kirjaamo@jamsa.example":
+            pdf_name = next(p.get_filename() for p in msg.walk() if p.get_filename())
+            letters[pdf_name] = msg.get_body(("plain",)).get_content()
+    assert "Registratorskontoret" in letters[JAMSA.replace(".pdf", "-sv.pdf")]
+    assert "kirjaamo" in letters[JAMSA]
+
+
+def test_region_template_override_from_the_config_folder(own_year) -> None:
+    url, base = own_year
+    folder = base / "config"
+    shutil.copytree(EXAMPLE, folder)
+    (folder / "templates" / "fi").mkdir(parents=True)
+    original = (Path(memos.__file__).parent.parent / "templates/fi/memo.html.j2").read_text()
+    (folder / "templates" / "fi" / "memo.html.j2").write_text(
+        original.replace(
+            '{% include "_partials/memo_body.html.j2" %}',
+            '<p class="note">Alueen oma muistiopohja</p>\n'
+            '{% include "_partials/memo_body.html.j2" %}',
+        ),
+        encoding="utf-8",
+    )
+    with db.session_scope(url) as s:
+        cycle_view(s).cycle.config_folder = str(folder)
+    report = phases.run_render(base / "out", url)
+    assert report.did["new_versions"] == 6  # every group memo; the summary is unchanged
+    _, pdf, _ = _version(url, JAMSA.replace(".pdf", "-v2.pdf"))
+    assert "Alueen oma muistiopohja" in _text(pdf)
+
+
+# --- versions and approval in the core ---------------------------------------------------
+
+
+def test_approved_version_is_frozen_and_a_change_makes_a_new_draft(own_year) -> None:
+    url, base = own_year
+    vid, pdf, _ = _version(url, JAMSA)
+    with db.session_scope(url) as s:
+        view = cycle_view(s)
+        memos.decide(view, vid, approve=True, actor="test", comment="hyvä")
+    with db.session_scope(url) as s, pytest.raises(StateError, match="already approved"):
+        memos.decide(cycle_view(s), vid, approve=False, actor="test")
+    with db.session_scope(url) as s:
+        session = s.scalars(select(db.MeetingSession).filter_by(key="2025-10-23-jamsa")).one()
+        s.add(
+            db.Finding(
+                session_id=session.id,
+                kind="cell",
+                priority_area_key="arjen-turvallisuus",
+                service_area_key="ikaantyneet",
+                text="Uusi nosto: kotihoidon yöpartio",
+                position=998,
+            )
+        )
+    phases.run_compile(url)
+    phases.run_render(base / "out", url)
+    with db.session_scope(url) as s:
+        view = cycle_view(s)
+        approved = s.get(db.MemoVersion, vid)
+        assert approved.status == "approved" and approved.pdf == pdf
+        newest = approved.memo.versions[-1]
+        assert newest.number == 2 and newest.status == "draft"
+        assert newest.filename == JAMSA.replace(".pdf", "-v2.pdf")
+        assert newest.content_hash != approved.content_hash
+        memos.decide(view, newest.id, approve=True, actor="test")
+        assert approved.status == "approved" and approved.pdf == pdf
+
+
+def test_review_markdown_is_the_memo_text_not_html(year, tmp_path: Path) -> None:
+    url, _ = year
+    items = memos.prepare_review(tmp_path, url)
+    assert len(items) == 7
+    item = next(i for i in items if i["filename"] == JAMSA)
+    md = item["markdown"]
+    assert md.count("# Muistio: Jämsä, Keuruu, Multia ja Petäjävesi") == 1
+    assert "\n## Osallistujat\n" in md and "\n### Arjen turvallisuuden edistäminen\n" in md
+    assert "- **Työllisyysalueet**: Jämsän ja Keuruun työllisyysalue" in md
+    assert re.search(r"\n- \*\*[^*\n]+ oma painotus\*\*\n", md)  # marked emphasis
+    assert "<" not in md.replace("&lt;", "")
+    assert f"({'file://' + item['pdf']})" in md and Path(item["pdf"]).read_bytes()[:5] == b"%PDF-"
+    assert re.fullmatch(r"[a-z0-9-]+", item["key"])
+
+
+def test_hostile_finding_is_text_in_the_review_markdown(own_year) -> None:
+    url, base = own_year
+    hostile = "<script>alert('x')</script> {{ 7*7 }} [linkki](javascript:alert(1)) **lihava**"
+    with db.session_scope(url) as s:
+        session = s.scalars(select(db.MeetingSession).filter_by(key="2025-10-23-jamsa")).one()
+        s.add(
+            db.Finding(
+                session_id=session.id,
+                kind="cell",
+                priority_area_key="arjen-turvallisuus",
+                service_area_key="ikaantyneet",
+                text=hostile,
+                position=999,
+            )
+        )
+    phases.run_compile(url)
+    phases.run_render(base / "out", url)
+    _, pdf, html = _version(url, JAMSA.replace(".pdf", "-v2.pdf"))
+    assert "<script>" not in html and "{{ 7*7 }}" in html
+    assert hostile in _text(pdf)
+    item = next(
+        i for i in memos.prepare_review(base / "out", url) if i["filename"].startswith(JAMSA[:-4])
+    )
+    assert "<script>" not in item["markdown"]
+    assert r"&lt;script&gt;alert('x')&lt;/script&gt; {{ 7\*7 }} \[linkki\]" in item["markdown"]
+
+
+def test_pdfs_in_worker_processes_come_back_in_order() -> None:
+    jobs = [
+        PdfJob(
+            f"<html><body><h1>Asiakirja {i}: äöå</h1>{'<p>x</p>' * (i * 40)}</body></html>",
+            f"Asiakirja {i}",
+            "fi",
+            "Testi",
+            "Aihe",
+        )
+        for i in range(4)
+    ]
+    pdfs = html_to_pdfs(jobs, workers=2)
+    assert [PdfReader(io.BytesIO(p)).metadata.title for p in pdfs] == [j.title for j in jobs]
+    assert "Asiakirja 3: äöå" in PdfReader(io.BytesIO(pdfs[3])).pages[0].extract_text()
+
+
+# --- approval through a real Prefect pause -------------------------------------------
+
+
+def _resume_when_paused(out_dir: str, run_input: dict, seen: dict) -> None:
+    """Find the paused review-memos run of ``out_dir`` and resume it with ``run_input``."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.flow_runs import resume_flow_run
+
+    deadline = time.monotonic() + 120
+    paused = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+    )
+    while time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            runs = [
+                r
+                for r in client.read_flow_runs(flow_run_filter=paused)
+                if r.parameters.get("out_dir") == out_dir
+            ]
+        if runs:
+            seen["flow_run_id"] = runs[0].id
+            try:
+                resume_flow_run(runs[0].id, run_input=run_input)
+                seen["resumed"] = True
+                return
+            except Exception as e:  # the form's schema may not be saved yet: try again
+                seen["error"] = repr(e)
+        time.sleep(0.3)
+
+
+@pytest.mark.prefect
+def test_review_flow_pauses_and_records_the_coordinators_decisions(
+    prefect_api: None, own_year, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from flows.approval import review_memos
+
+    url, base = own_year
+    monkeypatch.setenv("HYTETU_DATABASE_URL", url)
+    approve_id, _, _ = _version(url, "2025-muistio-joutsa-luhanka-toivakka.pdf")
+    reject_id, _, _ = _version(url, JAMSA)
+    out_dir = str(base / "out")
+    seen: dict = {}
+    helper = threading.Thread(
+        target=_resume_when_paused,
+        args=(
+            out_dir,
+            {
+                "reviewer": "Sanna Lahtinen",
+                "comment": "Luettu",
+                "decisions": [
+                    {"version_id": approve_id, "decision": "approve"},
+                    {"version_id": reject_id, "decision": "reject", "comment": "Korjattava"},
+                ],
+            },
+            seen,
+        ),
+        daemon=True,
+    )
+    helper.start()
+    state = review_memos(out_dir=out_dir, poll_seconds=1, return_state=True)
+    helper.join(10)
+    assert seen.get("resumed"), seen
+    assert state.is_completed(), state
+    result = state.result()
+    assert result["approved"] == ["2025-muistio-joutsa-luhanka-toivakka.pdf"]
+    assert result["rejected"] == [JAMSA]
+
+    with db.session_scope(url) as s:
+        approved = s.get(db.MemoVersion, approve_id)
+        rejected = s.get(db.MemoVersion, reject_id)
+        assert (approved.status, approved.decided_by, approved.comment) == (
+            "approved",
+            "Sanna Lahtinen",
+            "Luettu",
+        )
+        assert (rejected.status, rejected.comment) == ("rejected", "Korjattava")
+        waiting = {v.filename for v in memos.drafts(cycle_view(s))}
+        assert len(waiting) == 5 and JAMSA not in waiting
+
+    # The coordinator read each memo as an artifact of the paused run.
+    async def artifacts() -> list:
+        async with get_client() as client:
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[seen["flow_run_id"]])
+                )
+            )
+
+    import asyncio
+
+    found = {a.key: a for a in asyncio.run(artifacts())}
+    jamsa = found["memo-2025-muistio-jamsa-keuruu-multia-petajavesi"]
+    assert jamsa.type == "markdown" and "# Muistio: Jämsä" in jamsa.data
+    assert len([k for k in found if k and k.startswith("memo-")]) == 7
+
+    # Only the approved memo goes out; the rejected one never does.
+    report = phases.run_dispatch(helsinki("2025-12-22 07:00"), base / "out", url)
+    assert report.sent == 3  # Joutsa, Luhanka, Toivakka
+    with db.session_scope(url) as s:
+        sent = {
+            m.memo_version_id
+            for m in s.scalars(select(db.OutgoingMessage).filter_by(purpose="memo"))
+        }
+    assert sent == {approve_id}
+
+
+@pytest.mark.prefect
+def test_review_flow_with_nothing_to_review_does_not_pause(
+    prefect_api: None, own_year, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.approval import review_memos
+
+    url, base = own_year
+    monkeypatch.setenv("HYTETU_DATABASE_URL", url)
+    memos.record_review([], actor="test", approve_all=True, url=url)
+    assert review_memos(out_dir=str(base / "out"), poll_seconds=1) == {
+        "approved": [],
+        "rejected": [],
+    }
