@@ -4,6 +4,7 @@ can be run in seconds (``hytetu demo``) instead of 365 ticks."""
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from pathlib import Path
 
 from hytetu import feedback
 from hytetu.state import CycleView
@@ -25,3 +26,23 @@ def tick_times(view: CycleView) -> list[datetime]:
     days.add(feedback.reminder_at(view).date())
     days.add(feedback.closes_at(view).date())
     return [datetime.combine(d, TICK_TIME, view.tz) for d in sorted(days)]
+
+
+def run_ticks(
+    url: str | None, out: Path, until: datetime | None = None
+) -> list[tuple[datetime, str]]:
+    """Run the daily tick in-process, without Prefect, on each day something is due (up to
+    ``until``). Returns (time, phase) of what ran. Tests and benchmarks simulate with it."""
+    from hytetu import db, phases
+    from hytetu.state import cycle_view
+
+    with db.session_scope(url) as s:
+        ticks = tick_times(cycle_view(s))
+    done = []
+    for at in ticks:
+        if until is not None and at > until:
+            break
+        for phase in phases.due_phases(at, url):
+            phases.run_phase(phase, at, out, url)
+            done.append((at, phase))
+    return done

@@ -109,6 +109,30 @@ def loaded(sqlite_url: str, example: Path) -> str:
     return sqlite_url
 
 
+@pytest.fixture(scope="module")
+def year(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The example run through the year up to rendered drafts (shared in a module, read-only)."""
+    from hytetu.simulate import run_ticks
+
+    base = tmp_path_factory.mktemp("year")
+    shutil.copytree(EXAMPLE, base / "config")
+    url = f"sqlite:///{base / 'hytetu.db'}"
+    phases.load(base / "config", url)
+    run_ticks(url, base / "out")
+    yield url, base
+    db.dispose(url)
+
+
+@pytest.fixture
+def own_year(year: tuple[str, Path], tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A private copy of the simulated year, for tests that change it."""
+    _, base = year
+    shutil.copy(base / "hytetu.db", tmp_path / "hytetu.db")
+    url = f"sqlite:///{tmp_path / 'hytetu.db'}"
+    yield url, tmp_path
+    db.dispose(url)
+
+
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[None]:
     """One real Prefect API (a temporary server) for the whole session."""

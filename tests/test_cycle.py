@@ -6,57 +6,18 @@ from __future__ import annotations
 import email
 import io
 import re
-import shutil
-from datetime import datetime
 from email import policy
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE, helsinki
+from conftest import helsinki
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from hytetu import db, feedback, memos, notes, phases
 from hytetu.errors import NotesError, StateError
-from hytetu.simulate import tick_times
+from hytetu.simulate import run_ticks
 from hytetu.state import cycle_view
-
-
-def run_year(url: str, out: Path, until: datetime | None = None) -> list[tuple[datetime, str]]:
-    """Run the daily tick in-process on each day something is due."""
-    with db.session_scope(url) as s:
-        ticks = tick_times(cycle_view(s))
-    done = []
-    for at in ticks:
-        if until is not None and at > until:
-            break
-        for phase in phases.due_phases(at, url):
-            phases.run_phase(phase, at, out, url)
-            done.append((at, phase))
-    return done
-
-
-@pytest.fixture(scope="module")
-def year(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    """The example run through the year up to rendered drafts (shared, read-only)."""
-    base = tmp_path_factory.mktemp("year")
-    config = base / "config"
-    shutil.copytree(EXAMPLE, config)
-    url = f"sqlite:///{base / 'hytetu.db'}"
-    phases.load(config, url)
-    run_year(url, base / "out")
-    yield url, base
-    db.dispose(url)
-
-
-@pytest.fixture
-def own_year(year: tuple[str, Path], tmp_path: Path) -> tuple[str, Path]:
-    """A private copy of the simulated year, for tests that change it."""
-    _, base = year
-    shutil.copy(base / "hytetu.db", tmp_path / "hytetu.db")
-    url = f"sqlite:///{tmp_path / 'hytetu.db'}"
-    yield url, tmp_path
-    db.dispose(url)
 
 
 def _normal(text: str) -> str:
@@ -305,7 +266,7 @@ def test_approved_memos_reach_each_registry_once(own_year) -> None:
 def test_second_pass_over_the_year_sends_and_writes_nothing(own_year) -> None:
     url, base = own_year
     out = base / "out2"
-    assert run_year(url, out) == []
+    assert run_ticks(url, out) == []
     assert not (out / "outbox").exists()
 
 

@@ -20,37 +20,10 @@ from sqlalchemy import select
 from hytetu import db, memos, phases
 from hytetu.errors import StateError
 from hytetu.render import PdfJob, html_to_pdfs
-from hytetu.simulate import tick_times
 from hytetu.state import cycle_view
 
 JAMSA = "2025-muistio-jamsa-keuruu-multia-petajavesi.pdf"
 SUMMARY = "2025-koonti-keski-suomen-hyvinvointialue.pdf"
-
-
-@pytest.fixture(scope="module")
-def year(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    """The example run through the year up to rendered drafts (shared, read-only)."""
-    base = tmp_path_factory.mktemp("memos")
-    shutil.copytree(EXAMPLE, base / "config")
-    url = f"sqlite:///{base / 'hytetu.db'}"
-    phases.load(base / "config", url)
-    with db.session_scope(url) as s:
-        ticks = tick_times(cycle_view(s))
-    for at in ticks:
-        for phase in phases.due_phases(at, url):
-            phases.run_phase(phase, at, base / "out", url)
-    yield url, base
-    db.dispose(url)
-
-
-@pytest.fixture
-def own_year(year: tuple[str, Path], tmp_path: Path) -> tuple[str, Path]:
-    """A private copy of the simulated year, for tests that change it."""
-    _, base = year
-    shutil.copy(base / "hytetu.db", tmp_path / "hytetu.db")
-    url = f"sqlite:///{tmp_path / 'hytetu.db'}"
-    yield url, tmp_path
-    db.dispose(url)
 
 
 def _normal(text: str) -> str:
