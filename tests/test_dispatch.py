@@ -176,14 +176,14 @@ def smtp() -> Iterator[Callable[..., SmtpServer]]:
 @pytest.fixture(scope="module")
 def approved_year(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The example run through the year, every memo approved; returns the SQLite file."""
-    from test_cycle import run_year
+    from hytetu.simulate import run_ticks
 
     base = tmp_path_factory.mktemp("dispatch-year")
     config = base / "config"
     shutil.copytree(EXAMPLE, config)
     url = f"sqlite:///{base / 'hytetu.db'}"
     phases.load(config, url)
-    run_year(url, base / "out")
+    run_ticks(url, base / "out")
     with db.session_scope(url) as s:
         view = cycle_view(s)
         for v in memos.latest_versions(view):
