@@ -265,14 +265,6 @@ class Config:
     def municipality(self, municipality_id: str) -> Municipality:
         return next(m for m in self.region_file.municipalities if m.id == municipality_id)
 
-    def feedback_closes_at(self) -> datetime:
-        """The first instant after the deadline day, in the region's zone."""
-        day = self.cycle_file.feedback.deadline + timedelta(days=1)
-        return datetime.combine(day, time(0), self.tz)
-
-    def feedback_opens_at(self) -> datetime:
-        return datetime.combine(self.cycle_file.feedback.opens, time(0), self.tz)
-
     def invitees(self, session: Session) -> list[tuple[str, Contact]]:
         """(organisation id, contact) pairs invited to ``session``, without duplicates."""
         members = set(self.group(session.group).municipalities) if session.group else None

@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 
 from hytetu import db
 from hytetu.config import DispatchSettings
-from hytetu.mail import Attachment, MailSettings, Transport, build_message, make_transport
+from hytetu.mail import Attachment, Transport, build_message, make_transport
 from hytetu.memos import memo_language
 from hytetu.outbox import DeliveryReport, RetryPolicy, deliver_pending, enqueue, run_id
 from hytetu.ratelimit import RateLimiter
@@ -302,7 +302,7 @@ def dispatch_memos(
         plan = queue_letters(view, as_of, settings)
         cycle_id, year = view.cycle.id, view.cycle.year
         sender = view.region.sender_email
-        mail = MailSettings.model_validate(view.cycle.settings.get("mail") or {})
+        mail = view.mail_settings()
         tz = view.tz
     if transport is None:
         transport = make_transport(mail, out)

@@ -18,7 +18,7 @@ from hytetu import db, feedback, feedback_import, findings, invitations, memos, 
 from hytetu.config import Config, load_config
 from hytetu.dispatch import dispatch_memos
 from hytetu.load import load_config_into_db
-from hytetu.mail import MailSettings, make_transport
+from hytetu.mail import make_transport
 from hytetu.migrate import upgrade
 from hytetu.outbox import deliver_pending
 from hytetu.state import CycleView, cycle_view
@@ -65,13 +65,17 @@ def load(config_folder: Path | str, url: str | None = None, actor: str = "hytetu
     )
 
 
-def _deliver(view: CycleView, url: str | None, out: Path, purposes: list[str]) -> PhaseReport:
-    settings = MailSettings.model_validate(view.cycle.settings.get("mail") or {})
+def _deliver(url: str | None, out: Path, purposes: list[str]) -> PhaseReport:
+    """Send the cycle's pending messages of ``purposes``; no session stays open meanwhile."""
+    with db.session_scope(url) as s:
+        view = cycle_view(s)
+        settings = view.mail_settings()
+        cycle_id, sender = view.cycle.id, view.region.sender_email
     report = deliver_pending(
         url,
         make_transport(settings, out),
-        cycle_id=view.cycle.id,
-        sender_email=view.region.sender_email,
+        cycle_id=cycle_id,
+        sender_email=sender,
         purposes=purposes,
     )
     return PhaseReport(
@@ -94,8 +98,7 @@ def run_invitations(as_of: datetime, out: Path, url: str | None = None) -> Phase
             if not path.exists() or path.read_bytes() != ics:
                 path.write_bytes(ics)
                 files.append(str(path))
-    with db.session_scope(url) as s:
-        delivery = _deliver(cycle_view(s), url, out, ["invitation", "reminder"])
+    delivery = _deliver(url, out, ["invitation", "reminder"])
     return PhaseReport(
         "invitations",
         did={
@@ -120,10 +123,7 @@ def run_feedback_step(step: str, as_of: datetime, out: Path, url: str | None = N
     }[step]
     with db.session_scope(url) as s:
         result = action(cycle_view(s), as_of)
-    with db.session_scope(url) as s:
-        delivery = _deliver(
-            cycle_view(s), url, out, [f"feedback_{'reminder' if step == 'remind' else step}"]
-        )
+    delivery = _deliver(url, out, [f"feedback_{'reminder' if step == 'remind' else step}"])
     return PhaseReport(
         f"{step}_feedback",
         did={"action": result.action, "notices": result.notices},

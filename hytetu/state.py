@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from hytetu import db
 from hytetu.config import is_invited, localized
 from hytetu.errors import StateError
+from hytetu.mail import MailSettings
 from hytetu.render import render
 
 
@@ -39,6 +40,10 @@ class CycleView:
         return render(
             name, language, context, fallback=self.language, override=self.template_override
         )
+
+    def mail_settings(self) -> MailSettings:
+        """The region's ``mail:`` block, as stored in the cycle when the config was loaded."""
+        return MailSettings.model_validate(self.cycle.settings.get("mail") or {})
 
     def text(self, value: dict[str, str] | None, language: str | None = None) -> str:
         return localized(value, language or self.language, self.language)

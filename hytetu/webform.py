@@ -226,9 +226,6 @@ class FeedbackForm:
             return "closed"
         return "open"
 
-    def _render(self, view: CycleView, name: str, lang: str, context: dict[str, Any]) -> str:
-        return view.render(name, lang, context)
-
     def show(self, lang: str, sid: str | None) -> Page:
         with db.session_scope(self.url) as s:
             view = cycle_view(s)
@@ -237,13 +234,12 @@ class FeedbackForm:
             context = self._context(view, lang)
             if state != "open":
                 return Page(
-                    200, self._render(view, "form_closed.html.j2", lang, context | {"state": state})
+                    200, view.render("form_closed.html.j2", lang, context | {"state": state})
                 )
             cookie = None
             if not sid:
                 sid = cookie = secrets.token_urlsafe(24)
-            html = self._render(
-                view,
+            html = view.render(
                 "form.html.j2",
                 lang,
                 context | {"values": {}, "errors": {}, "token": self.new_token(sid)},
@@ -258,7 +254,7 @@ class FeedbackForm:
             state = self._state(view, now)
             if state != "open":
                 return Page(
-                    403, self._render(view, "form_closed.html.j2", lang, context | {"state": state})
+                    403, view.render("form_closed.html.j2", lang, context | {"state": state})
                 )
             texts = MESSAGES[lang]
             values = {k: form.get(k, "") for k in LIMITS}
@@ -270,8 +266,7 @@ class FeedbackForm:
                 cookie = None
                 if not sid:
                     sid = cookie = secrets.token_urlsafe(24)
-                html = self._render(
-                    view,
+                html = view.render(
                     "form.html.j2",
                     lang,
                     context | {"values": values, "errors": errors, "token": self.new_token(sid)},
@@ -282,8 +277,7 @@ class FeedbackForm:
                 # A bot filled the hidden field: thank it and store nothing.
                 return Page(
                     200,
-                    self._render(
-                        view,
+                    view.render(
                         "form_receipt.html.j2",
                         lang,
                         context | {"reference": "", "received": view.local(now), "response": None},
@@ -292,8 +286,7 @@ class FeedbackForm:
             row = self._store(view, values, nonce, now)
             return Page(
                 200,
-                self._render(
-                    view,
+                view.render(
                     "form_receipt.html.j2",
                     lang,
                     context
