@@ -33,6 +33,41 @@ def helsinki(text_: str) -> datetime:
     return datetime.fromisoformat(text_).replace(tzinfo=HELSINKI)
 
 
+def edit(folder: Path, file: str, old: str, new: str) -> int:
+    """Replace the one occurrence of ``old`` in ``folder/file``; return the line it began on."""
+    path = folder / file
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {file}"
+    start = text.index(old)
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return text.count("\n", 0, start) + 1
+
+
+def line_of(folder: Path, file: str, needle: str) -> int:
+    """The 1-based line of the one occurrence of ``needle`` in ``folder/file`` as it is now."""
+    text = (folder / file).read_text(encoding="utf-8")
+    assert text.count(needle) == 1, f"{needle!r} occurs {text.count(needle)} times in {file}"
+    return text.count("\n", 0, text.index(needle)) + 1
+
+
+def add_finding(url: str, session_key: str, text: str, position: int = 999) -> None:
+    """Add a finding to a held session's notes (safety × older people), as an edit would."""
+    from sqlalchemy import select
+
+    with db.session_scope(url) as s:
+        session = s.scalars(select(db.MeetingSession).filter_by(key=session_key)).one()
+        s.add(
+            db.Finding(
+                session_id=session.id,
+                kind="cell",
+                priority_area_key="arjen-turvallisuus",
+                service_area_key="ikaantyneet",
+                text=text,
+                position=position,
+            )
+        )
+
+
 @pytest.fixture
 def example(tmp_path: Path) -> Path:
     """A private copy of the example config folder, safe to edit."""

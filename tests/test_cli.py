@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
+from conftest import edit, line_of
 from typer.testing import CliRunner
 
 from hytetu.cli import app
@@ -23,22 +24,6 @@ def validate(path: Path | str) -> Result:
     )
     assert "Traceback" not in result.output
     return result
-
-
-def edit(folder: Path, file: str, old: str, new: str) -> int:
-    """Replace the one occurrence of ``old`` in ``folder/file``; return the line it began on."""
-    path = folder / file
-    text = path.read_text(encoding="utf-8")
-    assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {file}"
-    start = text.index(old)
-    path.write_text(text.replace(old, new), encoding="utf-8")
-    return text.count("\n", 0, start) + 1
-
-
-def line_of(folder: Path, file: str, needle: str) -> int:
-    text = (folder / file).read_text(encoding="utf-8")
-    assert text.count(needle) == 1, f"{needle!r} occurs {text.count(needle)} times in {file}"
-    return text.count("\n", 0, text.index(needle)) + 1
 
 
 def problem_lines(output: str) -> list[str]:

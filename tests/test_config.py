@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import edit, line_of
 
 from hytetu.config import Config, load_config, localized
 from hytetu.errors import ConfigError, Problem
@@ -19,23 +20,6 @@ CYCLE = "cycle.yaml"
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-def edit(folder: Path, file: str, old: str, new: str) -> int:
-    """Replace the one occurrence of ``old`` in ``folder/file``; return the line it began on."""
-    path = folder / file
-    text = path.read_text(encoding="utf-8")
-    assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {file}"
-    start = text.index(old)
-    path.write_text(text.replace(old, new), encoding="utf-8")
-    return text.count("\n", 0, start) + 1
-
-
-def line_of(folder: Path, file: str, needle: str) -> int:
-    """The 1-based line of the one occurrence of ``needle`` in ``folder/file`` as it is now."""
-    text = (folder / file).read_text(encoding="utf-8")
-    assert text.count(needle) == 1, f"{needle!r} occurs {text.count(needle)} times in {file}"
-    return text.count("\n", 0, text.index(needle)) + 1
 
 
 def problems_of(folder: Path) -> list[Problem]:

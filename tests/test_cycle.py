@@ -10,7 +10,7 @@ from email import policy
 from pathlib import Path
 
 import pytest
-from conftest import helsinki
+from conftest import helsinki, line_of
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
@@ -90,7 +90,7 @@ def test_bad_notes_name_file_line_and_leave_findings_alone(loaded: str, example:
     path.write_text(
         text.replace("service_area: ikaantyneet", "service_area: ikaantyneeet", 1), encoding="utf-8"
     )
-    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if "ikaantyneeet" in t)
+    line = line_of(path.parent, path.name, "ikaantyneeet")
     with pytest.raises(NotesError) as raised:
         phases.run_import_notes(helsinki("2025-10-31 07:00"), loaded)
     problem = raised.value.problems[0]
@@ -185,32 +185,6 @@ def test_summary_has_the_matrix_and_group_pages(year) -> None:
         "Joutsa, Luhanka ja Toivakka",
     ):
         assert heading in text
-
-
-def test_hostile_finding_shows_as_text(own_year, tmp_path: Path) -> None:
-    url, _ = own_year
-    hostile = "<script>alert('x')</script> {{ 7*7 }} <b>lihava</b>"
-    with db.session_scope(url) as s:
-        session = s.scalars(select(db.MeetingSession).filter_by(key="2025-10-23-jamsa")).one()
-        s.add(
-            db.Finding(
-                session_id=session.id,
-                kind="cell",
-                priority_area_key="arjen-turvallisuus",
-                service_area_key="ikaantyneet",
-                text=hostile,
-                position=999,
-            )
-        )
-    phases.run_compile(url)
-    report = phases.run_render(tmp_path / "out", url)
-    assert report.did["new_versions"] >= 1
-    with db.session_scope(url) as s:
-        v = next(v for v in memos.latest_versions(cycle_view(s)) if "jamsa" in v.filename)
-        assert "<script>" not in v.html and "&lt;script&gt;" in v.html
-        assert "{{ 7*7 }}" in v.html
-        text = _normal(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(v.pdf)).pages))
-        assert "<script>alert('x')</script> {{ 7*7 }} <b>lihava</b>" in text
 
 
 # --- approval and dispatch ----------------------------------------------------------

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
-from conftest import EXAMPLE, helsinki
+from conftest import EXAMPLE, add_finding, helsinki
 from sqlalchemy import create_engine, select, text
 
 from hytetu import db, memos, migrate, phases
@@ -685,18 +685,12 @@ def test_a_new_approved_version_is_a_new_letter_that_replaces_the_old(
 ) -> None:
     out = tmp_path / "out"
     assert phases.run_dispatch(helsinki(AS_OF), out, year_url).sent == LETTERS
-    with db.session_scope(year_url) as s:
-        session = s.scalars(select(db.MeetingSession).filter_by(key="2025-10-30-joutsa")).one()
-        s.add(
-            db.Finding(
-                session_id=session.id,
-                kind="cell",
-                priority_area_key="arjen-turvallisuus",
-                service_area_key="ikaantyneet",
-                text="Korjaus: kotiturvallisuuskartoitukset kaikille yli 75-vuotiaille",
-                position=999,
-            )
-        )
+    add_finding(
+        year_url,
+        "2025-10-30-joutsa",
+        "Korjaus: kotiturvallisuuskartoitukset kaikille yli 75-vuotiaille",
+        999,
+    )
     phases.run_compile(year_url)
     phases.run_render(out, year_url)
     with db.session_scope(year_url) as s:

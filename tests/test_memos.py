@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE, helsinki
+from conftest import EXAMPLE, add_finding, helsinki
 from pypdf import PdfReader
 from sqlalchemy import select
 
@@ -236,18 +236,7 @@ def test_approved_version_is_frozen_and_a_change_makes_a_new_draft(own_year) -> 
         memos.decide(view, vid, approve=True, actor="test", comment="hyvä")
     with db.session_scope(url) as s, pytest.raises(StateError, match="already approved"):
         memos.decide(cycle_view(s), vid, approve=False, actor="test")
-    with db.session_scope(url) as s:
-        session = s.scalars(select(db.MeetingSession).filter_by(key="2025-10-23-jamsa")).one()
-        s.add(
-            db.Finding(
-                session_id=session.id,
-                kind="cell",
-                priority_area_key="arjen-turvallisuus",
-                service_area_key="ikaantyneet",
-                text="Uusi nosto: kotihoidon yöpartio",
-                position=998,
-            )
-        )
+    add_finding(url, "2025-10-23-jamsa", "Uusi nosto: kotihoidon yöpartio", 998)
     phases.run_compile(url)
     phases.run_render(base / "out", url)
     with db.session_scope(url) as s:
@@ -279,23 +268,16 @@ def test_review_markdown_is_the_memo_text_not_html(year, tmp_path: Path) -> None
 
 def test_hostile_finding_is_text_in_the_review_markdown(own_year) -> None:
     url, base = own_year
-    hostile = "<script>alert('x')</script> {{ 7*7 }} [linkki](javascript:alert(1)) **lihava**"
-    with db.session_scope(url) as s:
-        session = s.scalars(select(db.MeetingSession).filter_by(key="2025-10-23-jamsa")).one()
-        s.add(
-            db.Finding(
-                session_id=session.id,
-                kind="cell",
-                priority_area_key="arjen-turvallisuus",
-                service_area_key="ikaantyneet",
-                text=hostile,
-                position=999,
-            )
-        )
+    hostile = (
+        "<script>alert('x')</script> {{ 7*7 }} [linkki](javascript:alert(1)) **lihava** "
+        "<b>lihava</b>"
+    )
+    add_finding(url, "2025-10-23-jamsa", hostile, 999)
     phases.run_compile(url)
     phases.run_render(base / "out", url)
     _, pdf, html = _version(url, JAMSA.replace(".pdf", "-v2.pdf"))
-    assert "<script>" not in html and "{{ 7*7 }}" in html
+    assert "<script>" not in html and "&lt;script&gt;" in html and "{{ 7*7 }}" in html
+    assert "<b>lihava</b>" not in html
     assert hostile in _text(pdf)
     item = next(
         i for i in memos.prepare_review(base / "out", url) if i["filename"].startswith(JAMSA[:-4])
