@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from prefect import Flow, flow
@@ -34,8 +35,8 @@ from flows.feedback_window import (
 from flows.invitations import send_invitations
 from flows.render import render_memos
 from flows.session_notes import import_session_notes
-from hytetu.errors import HytetuError
-from hytetu.phases import default_out_dir, resolve_as_of
+from hytetu.errors import HytetuError, StateError
+from hytetu.phases import default_out_dir, region_keys, region_out, resolve_as_of
 from tasks import phases, reporting
 
 # phase (as ``due_phases`` names it) -> the flow that runs it; each flow takes the subset
@@ -70,10 +71,10 @@ def transport_forced_to_file(dry_run: bool) -> Iterator[None]:
             os.environ["HYTETU_TRANSPORT"] = before
 
 
-def run_phase_flow(phase: str, as_of: datetime, out_dir: str) -> Any:
+def run_phase_flow(phase: str, as_of: datetime, out_dir: str, region: str | None = None) -> Any:
     flow_ = PHASE_FLOWS[phase]
     accepted = inspect.signature(flow_.fn).parameters
-    given = {"as_of": as_of, "out_dir": out_dir}
+    given = {"as_of": as_of, "out_dir": out_dir, "region": region}
     return flow_(**{k: v for k, v in given.items() if k in accepted})
 
 
@@ -82,6 +83,7 @@ def annual_cycle(
     as_of: datetime | None = None,
     out_dir: str | None = None,
     dry_run: bool = False,
+    region: str | None = None,
 ) -> list[str]:
     """Run what is due ``as_of``: invitations, the feedback window, notes, compilation,
     rendering, the request for approval, and dispatch of approved memos. Running it twice
@@ -91,31 +93,51 @@ def annual_cycle(
         as_of: The moment to act as of (ISO 8601, e.g. 2025-10-02T07:00:00+03:00). Empty
             means now. A time without a zone is read in the region's time zone.
         out_dir: The folder for calendars, memos and the file outbox. Empty means the
-            worker's HYTETU_OUT (default hytetu-out, relative to the checkout).
+            worker's HYTETU_OUT (default hytetu-out, relative to the checkout). With
+            several regions loaded, each region's files go to its own subfolder.
         dry_run: Send nothing for real: every message of this run goes to the file outbox
             (.eml files) whatever transport region.yaml chooses.
+        region: The region's key (region.yaml). Empty means every region loaded, one after
+            another; one region's failure does not stop the others.
     """
+    out = out_dir or default_out_dir()
+    regions = [region] if region else region_keys()
     with transport_forced_to_file(dry_run):
-        return _tick(as_of, out_dir, dry_run)
+        if len(regions) <= 1:
+            return _tick(as_of, out, dry_run, region)
+        done: list[str] = []
+        failed: list[str] = []
+        for key in regions:
+            try:
+                due = _tick(as_of, str(region_out(Path(out), key, regions)), dry_run, key)
+            except HytetuError as e:
+                failed.append(f"{key}: {e}")
+                continue
+            done += [f"{key}: {phase}" for phase in due]
+    if failed:
+        raise StateError("the tick failed in " + "; ".join(failed))
+    return done
 
 
-def _tick(as_of: datetime | None, out_dir: str | None, dry_run: bool) -> list[str]:
+def _tick(as_of: datetime | None, out_dir: str, dry_run: bool, region: str | None) -> list[str]:
     step = "tick"
     try:
-        as_of = resolve_as_of(as_of)
-        out_dir = out_dir or default_out_dir()
-        due = phases.due_phases(as_of)
+        as_of = resolve_as_of(as_of, region=region)
+        due = phases.due_phases(as_of, region)
         results: dict[str, Any] = {}
         for step in due:
-            results[step] = run_phase_flow(step, as_of, out_dir)
+            results[step] = run_phase_flow(step, as_of, out_dir, region)
     except HytetuError as e:
         # The reason in the error's own words (file, line, field), for the coordinator.
-        reporting.publish_failure(step, e)
+        reporting.publish_failure(step, e, region)
         raise
-    reporting.publish_tick(as_of, results, dry_run)
-    waiting = reporting.publish_approval_request(out_dir)
+    reporting.publish_tick(as_of, results, dry_run, region)
+    waiting = reporting.publish_approval_request(out_dir, region)
+    where = f"{region}: " if region else ""
     if waiting:
-        print(f"{waiting} memo versions wait for approval: see the approval request artifact")
+        print(
+            f"{where}{waiting} memo versions wait for approval: see the approval request artifact"
+        )
     if not due:
-        print(f"{as_of:%Y-%m-%d %H:%M}: nothing is due")
+        print(f"{where}{as_of:%Y-%m-%d %H:%M}: nothing is due")
     return due

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from hytetu.memos import Decision
 from hytetu.phases import default_out_dir
+from hytetu.reports import artifact_key
 from tasks import review
 
 DEFAULT_TIMEOUT_DAYS = 14.0
@@ -56,10 +57,18 @@ def review_memos(
     out_dir: str | None = None,
     timeout_days: float = DEFAULT_TIMEOUT_DAYS,
     poll_seconds: int = 10,
+    region: str | None = None,
 ) -> dict:
     """Publish every memo waiting for approval as an artifact, pause until the coordinator
-    answers the review form (at most ``timeout_days``), and record the decisions."""
-    drafts = review.drafts_for_review(out_dir or default_out_dir())
+    answers the review form (at most ``timeout_days``), and record the decisions.
+
+    Args:
+        out_dir: The folder the PDFs to read are written to (memos/). Empty: HYTETU_OUT.
+        timeout_days: How long the run waits for the answer before it fails.
+        poll_seconds: How often the paused run looks for the answer.
+        region: The region's key (region.yaml). Empty means the only region loaded.
+    """
+    drafts = review.drafts_for_review(out_dir or default_out_dir(), region)
     review.publish_memo_artifacts(drafts)
     if not drafts:
         print("No memo is waiting for approval.")
@@ -78,13 +87,14 @@ def review_memos(
         wait_for_input=form,
         timeout=int(timeout_days * 24 * 3600),
         poll_interval=poll_seconds,
-        key="memo-review",
+        key=artifact_key("memo-review", region),
     )
     result = review.record_review(
         answer.to_decisions(),
         actor=answer.reviewer,
         approve_all=answer.approve_all,
         comment=answer.comment or None,
+        region=region,
     )
     print(f"approved: {result['approved'] or '-'}; rejected: {result['rejected'] or '-'}")
     return result

@@ -9,9 +9,13 @@ from tasks.reporting import publish, publish_compilation
 
 
 @flow(name="compile-findings", log_prints=True)
-def compile_findings() -> dict:
-    """Pool the findings per goal cell, merge near-duplicates, mark common themes."""
-    report = phases.compile_findings()
+def compile_findings(region: str | None = None) -> dict:
+    """Pool the findings per goal cell, merge near-duplicates, mark common themes.
+
+    Args:
+        region: The region's key (region.yaml). Empty means the only region loaded.
+    """
+    report = phases.compile_findings(region)
     publish(report)
-    publish_compilation()
+    publish_compilation(region)
     return report

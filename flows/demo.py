@@ -6,11 +6,12 @@ rendered memos as a simulated coordinator, and runs the tick once more to dispat
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from hytetu import db, memos, phases
+from hytetu import db, memos, phases, render
 from hytetu.simulate import tick_times
 from hytetu.state import cycle_view
 
@@ -24,16 +25,39 @@ def run_demo(config: Path, out: Path, echo: Callable[[str], None] = print) -> di
         return _run_demo(config, out, echo)
 
 
+def start_prefect_api() -> threading.Thread | None:
+    """Start Prefect's temporary API server (when no PREFECT_API_URL is set) in the
+    background: its start-up (seconds) overlaps with loading the config instead of
+    delaying the first flow run. Join the thread before the first flow run."""
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return None
+
+    def start() -> None:
+        from prefect.server.api.server import SubprocessASGIServer  # a 2 s import
+
+        SubprocessASGIServer().start()
+
+    thread = threading.Thread(target=start, daemon=True)
+    thread.start()
+    return thread
+
+
 def _run_demo(config: Path, out: Path, echo: Callable[[str], None]) -> dict:
+    api = start_prefect_api()
+    render.warm_up()  # the PDF workers load WeasyPrint meanwhile, ready for the render
     from flows.annual_cycle import annual_cycle  # Prefect is imported only when running
 
     url = db.database_url()
     report = phases.load(config, url, actor="demo")
-    echo(f"Loaded {config} into {url} ({report.did['changes']} changes)")
+    echo(f"Loaded {config} into {db.display_url(url)} ({report.did['changes']} changes)")
     for warning in report.warnings:
         echo(f"  warning: {warning}")
     with db.session_scope(url) as s:
         ticks = tick_times(cycle_view(s))
+    if api is not None:
+        api.join()  # if it failed, the first flow run starts the server itself
     for at in ticks:
         due = annual_cycle(as_of=at, out_dir=str(out))
         echo(f"{at:%Y-%m-%d}: {', '.join(due) if due else 'nothing due'}")

@@ -15,6 +15,7 @@ from prefect.artifacts import create_table_artifact
 
 from hytetu.dispatch import read_csv
 from hytetu.phases import default_out_dir, resolve_as_of
+from hytetu.reports import artifact_key
 from tasks import phases
 from tasks.reporting import publish
 
@@ -34,15 +35,25 @@ TABLE_COLUMNS = [
 
 
 @flow(name="dispatch-memos", log_prints=True)
-def dispatch_memos(as_of: datetime | None = None, out_dir: str | None = None) -> dict:
-    """Send each approved memo to its registries, once; report what went where."""
-    report = phases.dispatch_memos(resolve_as_of(as_of), out_dir or default_out_dir())
+def dispatch_memos(
+    as_of: datetime | None = None, out_dir: str | None = None, region: str | None = None
+) -> dict:
+    """Send each approved memo to its registries, once; report what went where.
+
+    Args:
+        as_of: The moment to act as of (ISO 8601). Empty means now, in the region's zone.
+        out_dir: The folder for the file outbox and reports/. Empty means HYTETU_OUT.
+        region: The region's key (region.yaml). Empty means the only region loaded.
+    """
+    report = phases.dispatch_memos(
+        resolve_as_of(as_of, region=region), out_dir or default_out_dir(), region
+    )
     publish(report)
-    publish_letters(report)
+    publish_letters(report, region)
     return report
 
 
-def publish_letters(report: dict) -> None:
+def publish_letters(report: dict, region: str | None = None) -> None:
     """The proof of this run as a table artifact: every letter, its state and hashes."""
     reports = [f for f in report.get("files", []) if f.endswith(".csv")]
     if not reports:
@@ -50,6 +61,6 @@ def publish_letters(report: dict) -> None:
     rows = [{c: row.get(c, "") for c in TABLE_COLUMNS} for row in read_csv(Path(reports[0]))]
     create_table_artifact(
         table=rows,
-        key="dispatch-letters",
+        key=artifact_key("dispatch-letters", region),
         description=f"Kirjaamoihin lähetetyt kirjeet / letters to registries ({reports[0]})",
     )

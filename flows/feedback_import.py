@@ -12,8 +12,13 @@ from tasks.reporting import publish
 
 
 @flow(name="import-feedback", log_prints=True)
-def import_feedback(as_of: datetime | None = None) -> dict:
-    """Read feedback/*.csv and *.xlsx of the config folder whose content is new or changed."""
-    report = phases.import_feedback(resolve_as_of(as_of))
+def import_feedback(as_of: datetime | None = None, region: str | None = None) -> dict:
+    """Read feedback/*.csv and *.xlsx of the config folder whose content is new or changed.
+
+    Args:
+        as_of: The moment to act as of (ISO 8601). Empty means now, in the region's zone.
+        region: The region's key (region.yaml). Empty means the only region loaded.
+    """
+    report = phases.import_feedback(resolve_as_of(as_of, region=region), region)
     publish(report)
     return report

@@ -11,43 +11,53 @@ from tasks import phases
 from tasks.reporting import publish
 
 
-def _step(step: str, as_of: datetime | None, out_dir: str | None) -> dict:
-    report = phases.feedback_step(step, resolve_as_of(as_of), out_dir or default_out_dir())
+def _step(step: str, as_of: datetime | None, out_dir: str | None, region: str | None) -> dict:
+    as_of = resolve_as_of(as_of, region=region)
+    report = phases.feedback_step(step, as_of, out_dir or default_out_dir(), region)
     publish(report)
     return report
 
 
 @flow(name="open-feedback-window", log_prints=True)
-def open_feedback_window(as_of: datetime | None = None, out_dir: str | None = None) -> dict:
+def open_feedback_window(
+    as_of: datetime | None = None, out_dir: str | None = None, region: str | None = None
+) -> dict:
     """Open the window and tell every contact how to respond and by when.
 
     Args:
         as_of: The moment to act as of (ISO 8601). Empty means now, in the region's zone.
         out_dir: The folder for calendars, memos and the file outbox. Empty means the
             worker's HYTETU_OUT.
+        region: The region's key (region.yaml). Empty means the only region loaded.
     """
-    return _step("open", as_of, out_dir)
+    return _step("open", as_of, out_dir, region)
 
 
 @flow(name="remind-feedback-window", log_prints=True)
-def remind_feedback_window(as_of: datetime | None = None, out_dir: str | None = None) -> dict:
+def remind_feedback_window(
+    as_of: datetime | None = None, out_dir: str | None = None, region: str | None = None
+) -> dict:
     """Remind every contact of the deadline (once).
 
     Args:
         as_of: The moment to act as of (ISO 8601). Empty means now, in the region's zone.
         out_dir: The folder for calendars, memos and the file outbox. Empty means the
             worker's HYTETU_OUT.
+        region: The region's key (region.yaml). Empty means the only region loaded.
     """
-    return _step("remind", as_of, out_dir)
+    return _step("remind", as_of, out_dir, region)
 
 
 @flow(name="close-feedback-window", log_prints=True)
-def close_feedback_window(as_of: datetime | None = None, out_dir: str | None = None) -> dict:
+def close_feedback_window(
+    as_of: datetime | None = None, out_dir: str | None = None, region: str | None = None
+) -> dict:
     """Close the window at the deadline; later responses are marked late.
 
     Args:
         as_of: The moment to act as of (ISO 8601). Empty means now, in the region's zone.
         out_dir: The folder for calendars, memos and the file outbox. Empty means the
             worker's HYTETU_OUT.
+        region: The region's key (region.yaml). Empty means the only region loaded.
     """
-    return _step("close", as_of, out_dir)
+    return _step("close", as_of, out_dir, region)

@@ -12,14 +12,19 @@ from tasks.reporting import publish
 
 
 @flow(name="send-invitations", log_prints=True)
-def send_invitations(as_of: datetime | None = None, out_dir: str | None = None) -> dict:
+def send_invitations(
+    as_of: datetime | None = None, out_dir: str | None = None, region: str | None = None
+) -> dict:
     """Send the invitations that are due: new, moved or cancelled sessions, and reminders.
 
     Args:
         as_of: The moment to act as of (ISO 8601). Empty means now, in the region's zone.
         out_dir: The folder for calendars, memos and the file outbox. Empty means the
             worker's HYTETU_OUT.
+        region: The region's key (region.yaml). Empty means the only region loaded.
     """
-    report = phases.send_invitations(resolve_as_of(as_of), out_dir or default_out_dir())
+    report = phases.send_invitations(
+        resolve_as_of(as_of, region=region), out_dir or default_out_dir(), region
+    )
     publish(report)
     return report

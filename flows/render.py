@@ -10,16 +10,17 @@ from tasks.reporting import publish
 
 
 @flow(name="render-memos", log_prints=True)
-def render_memos(out_dir: str | None = None) -> dict:
+def render_memos(out_dir: str | None = None, region: str | None = None) -> dict:
     """Render new versions of the memos whose content changed; they wait for approval.
 
     Args:
         out_dir: The folder the memos (PDF/A and HTML) are written to, under memos/. Empty
             means the worker's HYTETU_OUT.
+        region: The region's key (region.yaml). Empty means the only region loaded.
     """
     out_dir = out_dir or default_out_dir()
-    report = phases.render_memos(out_dir)
+    report = phases.render_memos(out_dir, region)
     publish(report)
     # Each draft as a Markdown artifact to read; the review-memos flow takes the decisions.
-    review.publish_memo_artifacts(review.drafts_for_review(out_dir))
+    review.publish_memo_artifacts(review.drafts_for_review(out_dir, region))
     return report

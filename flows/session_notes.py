@@ -12,13 +12,14 @@ from tasks.reporting import publish
 
 
 @flow(name="import-session-notes", log_prints=True)
-def import_session_notes(as_of: datetime | None = None) -> dict:
+def import_session_notes(as_of: datetime | None = None, region: str | None = None) -> dict:
     """Read notes/<session>.yaml of every held session whose notes are new or changed.
 
     Args:
         as_of: The moment to act as of (ISO 8601): sessions ended by then count as held.
             Empty means now, in the region's zone.
+        region: The region's key (region.yaml). Empty means the only region loaded.
     """
-    report = phases.import_notes(resolve_as_of(as_of))
+    report = phases.import_notes(resolve_as_of(as_of, region=region), region)
     publish(report)
     return report

@@ -3,6 +3,7 @@ CANCEL for removed attendees and cancelled sessions, and subscribable feeds."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -16,6 +17,8 @@ from icalendar import (
     vCalAddress,
     vText,
 )
+
+from hytetu.safe import one_line, plain_text
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ def build_calendar(
     if method:
         cal.add("method", method)
     if name:
-        cal.add("x-wr-calname", name)
+        cal.add("x-wr-calname", one_line(name))
         cal.add("x-wr-timezone", timezone)
     for e in events:
         ev = Event()
@@ -75,34 +78,39 @@ def build_calendar(
         ev.add("sequence", e.sequence)
         ev.add("dtstart", e.start.astimezone(tz))
         ev.add("dtend", e.end.astimezone(tz))
-        ev.add("summary", e.summary)
-        ev.add("description", e.description)
+        # Text values are escaped by icalendar (CR/LF, ';', ',', '\\') and parameters
+        # quoted; control characters it would pass through raw (VT, NUL...) make the line
+        # unparseable, and a name is one line: both cleaned here (user text, RFC 5545 3.3.11).
+        ev.add("summary", plain_text(e.summary))
+        ev.add("description", plain_text(e.description))
         organizer = vCalAddress(f"mailto:{e.organizer_email}")
-        organizer.params["cn"] = vText(e.organizer_name)
+        organizer.params["cn"] = vText(one_line(e.organizer_name))
         ev.add("organizer", organizer)
         for a in attendees:
             address = vCalAddress(f"mailto:{a.email}")
-            address.params["cn"] = vText(a.name)
+            address.params["cn"] = vText(one_line(a.name))
             address.params["role"] = vText(a.role)
             address.params["partstat"] = vText("NEEDS-ACTION")
             address.params["rsvp"] = vText("TRUE")
             ev.add("attendee", address, encode=False)
         if e.url:
-            ev.add("url", e.url)
+            ev.add("url", one_line(e.url))
         location = e.location or e.url
         if location:
-            ev.add("location", location)
+            ev.add("location", plain_text(location))
         cancelled = e.cancelled or method == "CANCEL"
         ev.add("status", "CANCELLED" if cancelled else "CONFIRMED")
         ev.add("transp", "OPAQUE")
         cal.add_component(ev)
     if events and timezone in cal.get_missing_tzids():
-        first = min(e.start for e in events).date() - timedelta(days=366)
-        last = max(e.end for e in events).date() + timedelta(days=366)
+        # Whole years around the events, so that one computed VTIMEZONE serves them all.
+        first = date(min(e.start for e in events).year - 1, 1, 1)
+        last = date(max(e.end for e in events).year + 2, 1, 1)
         cal.subcomponents.insert(0, vtimezone(timezone, first, last))
     return cal.to_ical()
 
 
+@functools.lru_cache(maxsize=32)
 def vtimezone(tzid: str, first: date, last: date) -> Timezone:
     """The VTIMEZONE of ``tzid`` from tzdata, right for every time from ``first`` to ``last``.
 
@@ -116,6 +124,8 @@ def vtimezone(tzid: str, first: date, last: date) -> Timezone:
     time onset an hour late (the first wall-clock time after the gap), and only RDATE
     lists, which Outlook is reported to misread (summer-time events an hour off) and
     vobject truncates to their first value.
+
+    Cached: the component is shared by the calendars that use it and must not be changed.
     """
     zone = ZoneInfo(tzid)
 

@@ -34,6 +34,14 @@ app.add_typer(findings_app, name="findings")
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "examples" / "keski-suomi-2025"
 
+Region = Annotated[
+    str | None,
+    typer.Option(
+        "--region",
+        help="The region's key (region.yaml); needed when several regions are loaded",
+    ),
+]
+
 
 def _fail(error: HytetuError) -> None:
     typer.echo(f"error: {error}", err=True)
@@ -106,12 +114,13 @@ def tick(
     dry_run: Annotated[
         bool, typer.Option(help="Every message of this run to the file outbox (.eml)")
     ] = False,
+    region: Region = None,
 ) -> None:
-    """Run the daily tick once, as a Prefect flow run."""
+    """Run the daily tick once, as a Prefect flow run (every region loaded, or --region)."""
     from flows.annual_cycle import annual_cycle
 
     try:
-        due = annual_cycle(as_of=as_of, out_dir=str(out), dry_run=dry_run)
+        due = annual_cycle(as_of=as_of, out_dir=str(out), dry_run=dry_run, region=region)
     except HytetuError as e:
         _fail(e)
         return
@@ -119,26 +128,28 @@ def tick(
 
 
 @memos_app.command("list")
-def memos_list() -> None:
+def memos_list(region: Region = None) -> None:
     """The newest version of each memo and its state."""
     from hytetu.memos import latest_versions
     from hytetu.state import cycle_view
 
     try:
         with db.session_scope() as s:
-            for v in latest_versions(cycle_view(s)):
+            for v in latest_versions(cycle_view(s, region)):
                 typer.echo(f"{v.id:>5}  {v.status:<9} v{v.number}  {v.filename}")
     except HytetuError as e:
         _fail(e)
 
 
-def _decide(version_ids: list[int], approve: bool, comment: str | None, by: str) -> None:
+def _decide(
+    version_ids: list[int], approve: bool, comment: str | None, by: str, region: str | None
+) -> None:
     from hytetu.memos import decide
     from hytetu.state import cycle_view
 
     try:
         with db.session_scope() as s:
-            view = cycle_view(s)
+            view = cycle_view(s, region)
             for vid in version_ids:
                 v = decide(view, vid, approve=approve, actor=by, comment=comment)
                 typer.echo(f"{v.filename}: {v.status}")
@@ -151,9 +162,10 @@ def memos_approve(
     version_ids: Annotated[list[int], typer.Argument(help="Version ids from 'memos list'")],
     comment: Annotated[str | None, typer.Option(help="A note kept with the decision")] = None,
     by: Annotated[str, typer.Option(help="Who approves")] = os.environ.get("USER", "admin"),
+    region: Region = None,
 ) -> None:
     """Approve memo versions: they are frozen and can be dispatched."""
-    _decide(version_ids, True, comment, by)
+    _decide(version_ids, True, comment, by, region)
 
 
 @memos_app.command("reject")
@@ -161,15 +173,17 @@ def memos_reject(
     version_ids: Annotated[list[int], typer.Argument(help="Version ids from 'memos list'")],
     comment: Annotated[str | None, typer.Option(help="Why; kept with the decision")] = None,
     by: Annotated[str, typer.Option(help="Who rejects")] = os.environ.get("USER", "admin"),
+    region: Region = None,
 ) -> None:
     """Reject memo versions: they can never be dispatched."""
-    _decide(version_ids, False, comment, by)
+    _decide(version_ids, False, comment, by, region)
 
 
 @notes_app.command("template")
 def notes_template(
     session: Annotated[str, typer.Argument(help="A session id from the cycle config")],
     out: Annotated[Path, typer.Option(help="The workbook to write (.xlsx)")],
+    region: Region = None,
 ) -> None:
     """Write the notes workbook of a session for the secretary to fill in."""
     from hytetu.notes import write_template
@@ -177,7 +191,7 @@ def notes_template(
 
     try:
         with db.session_scope() as s:
-            write_template(cycle_view(s), session, out)
+            write_template(cycle_view(s, region), session, out)
     except HytetuError as e:
         _fail(e)
         return
@@ -187,6 +201,7 @@ def notes_template(
 @notes_app.command("import")
 def notes_import(
     path: Annotated[Path, typer.Argument(help="A notes file: .xlsx from the template or .yaml")],
+    region: Region = None,
 ) -> None:
     """Import a session's notes; a corrected file replaces that session's findings."""
     from hytetu.notes import import_notes_file
@@ -194,7 +209,7 @@ def notes_import(
 
     try:
         with db.session_scope() as s:
-            result = import_notes_file(cycle_view(s), path)
+            result = import_notes_file(cycle_view(s, region), path)
     except HytetuError as e:
         _fail(e)
         return
@@ -210,13 +225,13 @@ def notes_import(
         typer.echo(f"  - {t}")
 
 
-def _correct(kind: str, payload: dict, by: str) -> None:
+def _correct(kind: str, payload: dict, by: str, region: str | None) -> None:
     from hytetu.findings import add_correction
     from hytetu.state import cycle_view
 
     try:
         with db.session_scope() as s:
-            row = add_correction(cycle_view(s), kind, payload, actor=by)
+            row = add_correction(cycle_view(s, region), kind, payload, actor=by)
             typer.echo(f"correction {row.id} ({kind}) saved; it applies from the next compile")
     except HytetuError as e:
         _fail(e)
@@ -228,9 +243,10 @@ def findings_merge(
     first: Annotated[str, typer.Argument(help="A finding of one theme (a unique part will do)")],
     second: Annotated[str, typer.Argument(help="A finding of the theme to merge into it")],
     by: Annotated[str, typer.Option(help="Who corrects")] = os.environ.get("USER", "admin"),
+    region: Region = None,
 ) -> None:
     """Merge two themes of a cell into one."""
-    _correct("merge", {"cell": cell, "a": first, "b": second}, by)
+    _correct("merge", {"cell": cell, "a": first, "b": second}, by, region)
 
 
 @findings_app.command("split")
@@ -238,9 +254,10 @@ def findings_split(
     cell: Annotated[str, typer.Argument(help="PRIORITY_AREA/SERVICE_AREA")],
     finding: Annotated[str, typer.Argument(help="The finding to take out of its theme")],
     by: Annotated[str, typer.Option(help="Who corrects")] = os.environ.get("USER", "admin"),
+    region: Region = None,
 ) -> None:
     """Take a finding out of its theme: it becomes a theme of its own."""
-    _correct("split", {"cell": cell, "text": finding}, by)
+    _correct("split", {"cell": cell, "text": finding}, by, region)
 
 
 @findings_app.command("reclassify")
@@ -250,9 +267,10 @@ def findings_reclassify(
         str | None, typer.Option(help="PRIORITY_AREA/SERVICE_AREA; leave out for unclassified")
     ] = None,
     by: Annotated[str, typer.Option(help="Who corrects")] = os.environ.get("USER", "admin"),
+    region: Region = None,
 ) -> None:
     """Put a feedback response in a cell (or back to unclassified)."""
-    _correct("reclassify", {"response_id": response, "cell": cell}, by)
+    _correct("reclassify", {"response_id": response, "cell": cell}, by, region)
 
 
 @app.command()
@@ -276,6 +294,10 @@ def demo(
     out.mkdir(parents=True, exist_ok=True)
     os.environ["HYTETU_DATABASE_URL"] = f"sqlite:///{out / 'hytetu.db'}"
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Every flow run waits at its end until its logs reached the API, up to this batch
+    # interval (default 2 s, about 0.5 s a run): the demo's 20 ticks in a row would wait
+    # 10 s. Logs still reach the API, in smaller batches.
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.1")
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from flows.demo import run_demo
@@ -317,6 +339,7 @@ app.add_typer(feedback_app, name="feedback")
 @feedback_app.command("import")
 def feedback_import_file(
     file: Annotated[Path, typer.Argument(help="A form export (.csv or .xlsx)")],
+    region: Region = None,
 ) -> None:
     """Import a Webropol or Microsoft Forms export; all or nothing, duplicates skipped."""
     from hytetu.errors import FeedbackImportError
@@ -325,7 +348,7 @@ def feedback_import_file(
 
     try:
         with db.session_scope() as s:
-            r = import_file(cycle_view(s), file)
+            r = import_file(cycle_view(s, region), file)
     except FeedbackImportError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
@@ -342,11 +365,47 @@ def feedback_import_file(
 def serve_feedback(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    trusted_proxies: Annotated[
+        str,
+        typer.Option(
+            envvar="HYTETU_TRUSTED_PROXIES",
+            help="Reverse proxies (IPs or networks, comma-separated) whose X-Forwarded-For "
+            "and X-Forwarded-Proto are believed; default: none",
+        ),
+    ] = "",
+    rate_submissions: Annotated[
+        int,
+        typer.Option(
+            envvar="HYTETU_FORM_RATE_SUBMISSIONS",
+            help="Form submissions one client may send per window (0: no limit)",
+        ),
+    ] = 20,
+    rate_requests: Annotated[
+        int,
+        typer.Option(
+            envvar="HYTETU_FORM_RATE_REQUESTS",
+            help="Requests of any kind one client may send per window (0: no limit)",
+        ),
+    ] = 300,
+    rate_window: Annotated[
+        float,
+        typer.Option(envvar="HYTETU_FORM_RATE_WINDOW", help="The rate limits' window, seconds"),
+    ] = 600.0,
+    region: Region = None,
 ) -> None:
     """Serve the built-in feedback form (fi, sv) while the window is open."""
-    from hytetu.webform import serve
+    from hytetu.webform import RateLimits, parse_trusted_proxies, serve
 
-    serve(host=host, port=port)
+    try:
+        proxies = parse_trusted_proxies(trusted_proxies)
+        limits = RateLimits(rate_submissions, rate_requests, rate_window)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        serve(host=host, port=port, limits=limits, trusted_proxies=proxies, region=region)
+    except HytetuError as e:
+        _fail(e)
 
 
 @app.command()
@@ -364,8 +423,43 @@ def purge(
     years = ", ".join(str(y) for y in r.cycles) or "none"
     typer.echo(
         f"cycles purged: {years}; e-mails removed: {r.responses}; message copies cleared: "
-        f"{r.messages}; contacts anonymised: {r.contacts}"
+        f"{r.messages}; contacts anonymised: {r.contacts}; audit entries redacted: "
+        f"{r.audit_events}"
     )
+
+
+personal_data_app = typer.Typer(help="One person's data (GDPR).", no_args_is_help=True)
+app.add_typer(personal_data_app, name="personal-data")
+
+
+@personal_data_app.command("export")
+def personal_data_export(
+    email: Annotated[str, typer.Argument(help="The person's e-mail address (any case)")],
+    out: Annotated[
+        Path | None, typer.Option(help="Write the JSON to this file (default: standard output)")
+    ] = None,
+    by: Annotated[str, typer.Option(help="Who makes the export")] = os.environ.get("USER", "admin"),
+) -> None:
+    """Everything stored about an e-mail address as JSON (right of access): contacts,
+    feedback responses, invitations, messages, audit entries."""
+    from hytetu.privacy import export_person, record_export, write_export
+
+    try:
+        with db.session_scope() as s:
+            data = export_person(s, email)
+            record_export(s, data, actor=by)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    if out is None:
+        typer.echo(data.to_json(), nl=False)
+    else:
+        write_export(data, out)
+    counts = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in data.counts().items())
+    if data.empty:
+        typer.echo(f"nothing is stored about {data.email}", err=True)
+    else:
+        typer.echo(f"{data.email}: {counts}" + (f"; written to {out}" if out else ""), err=True)
 
 
 dispatch_app = typer.Typer(help="Letters to the municipal registries.", no_args_is_help=True)
@@ -377,6 +471,7 @@ def dispatch_status(
     csv_path: Annotated[
         Path | None, typer.Option("--csv", help="Also write the report as CSV to this file")
     ] = None,
+    region: Region = None,
 ) -> None:
     """Every memo letter of the cycle: state, recipient, document, Message-ID, sent time."""
     from collections import Counter
@@ -386,7 +481,7 @@ def dispatch_status(
 
     try:
         with db.session_scope() as s:
-            view = cycle_view(s)
+            view = cycle_view(s, region)
             rows = report_rows(s, view.cycle.id)
             year = view.cycle.year
     except HytetuError as e:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -29,7 +30,7 @@ from pydantic import (
 
 from hytetu.errors import ConfigError, Problem
 from hytetu.mail import MailSettings
-from hytetu.yamlsource import YamlDoc, YamlSyntaxError, load_yaml
+from hytetu.yamlsource import YamlDoc, YamlSyntaxError, control_problems, load_yaml
 
 REGION_FILE = "region.yaml"
 CYCLE_FILE = "cycle.yaml"
@@ -42,9 +43,25 @@ def _to_localized(value: Any) -> Any:
     return value
 
 
+ID_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+#: Names Windows keeps for devices: ids become file names (notes/<session>.yaml).
+_DEVICE_NAMES = {"con", "prn", "aux", "nul"} | {
+    f"{d}{i}" for d in ("com", "lpt") for i in range(10)
+}
+
+
+def _not_a_device_name(value: str) -> str:
+    if value in _DEVICE_NAMES:
+        raise ValueError(
+            f"{value!r} is a device name on Windows and ids become file names; choose another"
+        )
+    return value
+
+
 Id = Annotated[
     str,
-    StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=80),
+    StringConstraints(pattern=ID_PATTERN, max_length=80),
+    AfterValidator(_not_a_device_name),
     Field(description="Lowercase ascii letters, digits and '-', e.g. jamsa"),
 ]
 LocalizedText = Annotated[
@@ -345,6 +362,14 @@ def _pydantic_problems(doc: YamlDoc, error: ValidationError) -> list[Problem]:
     for e in error.errors():
         path = _yaml_path(doc.data, tuple(e["loc"]), missing=e["type"] == "missing")
         message = _MESSAGES.get(e["type"], e["msg"])
+        if (
+            e["type"] == "string_pattern_mismatch"
+            and (e.get("ctx") or {}).get("pattern") == ID_PATTERN
+        ):
+            message = (
+                "an id is lowercase a-z, digits and '-', starting with a letter or digit "
+                "(no '/', '.', spaces or ä, ö: ids become file names)"
+            )
         if e["type"] == "value_error":
             message = str(e["msg"]).removeprefix("Value error, ")
         if e["type"] not in ("missing", "extra_forbidden") and "input" in e:
@@ -377,6 +402,10 @@ def load_config(folder: Path | str) -> Config:
             continue
         if not isinstance(doc.data, dict):
             problems.append(doc.problem((), "the file must be a YAML mapping (key: value)"))
+            continue
+        controls = control_problems(doc)
+        if controls:
+            problems.extend(controls)
             continue
         try:
             parsed[name] = model.model_validate(doc.data)

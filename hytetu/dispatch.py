@@ -29,6 +29,7 @@ from hytetu.mail import Attachment, Transport, build_message, make_transport
 from hytetu.memos import memo_language
 from hytetu.outbox import DeliveryReport, RetryPolicy, deliver_pending, enqueue, run_id
 from hytetu.ratelimit import RateLimiter
+from hytetu.safe import csv_row
 from hytetu.state import CycleView, cycle_view
 
 REPORT_COLUMNS = [
@@ -288,16 +289,18 @@ def dispatch_memos(
     url: str | None,
     as_of: datetime,
     out: Path,
+    region: str | None = None,
     *,
     transport: Transport | None = None,
     retry: RetryPolicy | None = None,
     limiter: Any | None = None,
 ) -> DispatchResult:
     """Queue the letters, deliver every unsent one (taking over those a dead run left), and
-    write the report. ``transport`` defaults to the one the region's config chooses."""
+    write the report (unless the run did nothing). ``transport`` defaults to the one the
+    region's config chooses."""
     run = run_id()
     with db.session_scope(url) as s:
-        view = cycle_view(s)
+        view = cycle_view(s, region)
         settings = dispatch_settings(view)
         plan = queue_letters(view, as_of, settings)
         cycle_id, year = view.cycle.id, view.cycle.year
@@ -320,6 +323,11 @@ def dispatch_memos(
         limiter=limiter,
         claimant=run,
     )
+    d = delivery
+    if not (plan.queued or plan.problems or d.sent or d.failed or d.retry_later or d.recovered):
+        # Nothing queued, sent, failed or taken over: no report (the last one stands), so
+        # a second run costs next to nothing instead of re-reading every letter.
+        return DispatchResult(plan, delivery, [], None, run)
     with db.session_scope(url) as s:
         rows = report_rows(s, cycle_id, delivery)
     stamp = datetime.now(tz).strftime("%Y%m%dT%H%M%S")
@@ -397,7 +405,7 @@ def write_csv(rows: list[dict[str, str]], path: Path) -> Path:
     with tmp.open("w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=REPORT_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(csv_row(r) for r in rows)  # no cell a spreadsheet would run
     tmp.replace(path)
     return path
 

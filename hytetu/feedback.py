@@ -6,8 +6,11 @@ time, one at 00:00 the next day is late. Late responses are kept, marked late.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -131,8 +134,11 @@ def close_window(view: CycleView, as_of: datetime) -> WindowResult:
 
 # Respondent types whose "organisation" field may hold a private person's name.
 PRIVATE_TYPES = ("resident",)
-# Messages to people (not to registries) whose stored copies carry names and addresses.
-PERSONAL_PURPOSES = ("invitation", "reminder", "feedback_open", "feedback_reminder")
+# Letters to the municipal registries (kirjaamo): organisational addresses, the record of
+# the dispatch; kept. Every other message went to a person and its copy is purged.
+REGISTRY_PURPOSES = ("memo",)
+REDACTED = "(poistettu)"
+EMAIL_IN_TEXT = re.compile(r"[^\s@<>\"'(),;:/]+@[^\s@<>\"'(),;:/]+\.[A-Za-z0-9-]+")
 
 
 @dataclass
@@ -141,26 +147,30 @@ class PurgeResult:
     responses: int = 0
     messages: int = 0
     contacts: int = 0
+    audit_events: int = 0
+    compilations: int = 0
 
 
 def purge_personal_data(session: Session, older_than_years: int, now: datetime) -> PurgeResult:
     """Delete the personal data of cycles older than the retention, keeping what the
     compilation and memos were made of (texts, organisations, counts, findings).
 
-    A cycle of year Y is purged when ``Y + older_than_years < now.year``. Cleared: the
-    respondents' e-mail addresses, the organisation field of private residents, and the
-    stored copies (body, recipients) of sent invitations and notices to people; the
-    delivery log (Message-ID, subject, state) stays. Contacts no longer in the config
-    (inactive) are anonymised; active contacts are the config's current data and stay.
+    A cycle of year Y is purged when ``Y + older_than_years < now.year``. In those cycles:
+    the respondents' e-mail addresses; the organisation field of private residents (it may
+    be their name), also inside stored compilations; of every message to a person (all but
+    the registry letters) the stored copy, the recipients, the error text and the
+    address-bearing dedupe key, a message never sent being marked failed. The delivery log
+    (Message-ID, subject, purpose, state, time) stays. Contacts no longer in the config
+    (inactive) and not invited in any kept cycle are anonymised; active contacts are the
+    config's current data and stay. E-mail addresses are blanked in audit entries from
+    before the first kept year, and an anonymised contact's address in every entry.
+    Findings, compilations, memo versions and the feedback texts are not touched.
+    Idempotent: a second run changes nothing.
     """
     if older_than_years < 0:
         raise ValueError("older_than_years must be 0 or more")
-    old = [
-        c.id
-        for c in session.scalars(
-            select(db.Cycle).where(db.Cycle.year + older_than_years < now.year)
-        )
-    ]
+    first_kept_year = now.year - older_than_years
+    old = list(session.scalars(select(db.Cycle.id).where(db.Cycle.year < first_kept_year)))
     result = PurgeResult(
         cycles=sorted(session.scalars(select(db.Cycle.year).where(db.Cycle.id.in_(old))))
     )
@@ -176,22 +186,61 @@ def purge_personal_data(session: Session, older_than_years: int, now: datetime) 
             .where(responses.cycle_id.in_(old), responses.respondent_type.in_(PRIVATE_TYPES))
             .values(respondent_org=None)
         )
+        for compilation in session.scalars(
+            select(db.Compilation).where(db.Compilation.cycle_id.in_(old))
+        ):
+            scrubbed = _scrub_compilation(compilation.result)
+            if scrubbed is not None:
+                compilation.result = scrubbed
+                result.compilations += 1
         messages = db.OutgoingMessage
-        result.messages = session.execute(  # type: ignore[attr-defined]
-            update(messages)
-            .where(
+        for message in session.scalars(
+            select(messages).where(
                 messages.cycle_id.in_(old),
-                messages.purpose.in_(PERSONAL_PURPOSES),
-                messages.state == "sent",
-                messages.raw != b"",
+                messages.purpose.not_in(REGISTRY_PURPOSES),
+                messages.dedupe_key.not_like("purged:%"),
             )
-            .values(raw=b"", recipients=[])
-        ).rowcount
-    for contact in session.scalars(select(db.Contact).filter_by(active=False)):
-        if not contact.email.endswith("@poistettu.invalid"):
-            contact.name = "(poistettu)"
-            contact.email = f"poistettu-{contact.id}@poistettu.invalid"
-            result.contacts += 1
+        ):
+            message.raw, message.recipients, message.receipt = b"", [], None
+            message.dedupe_key = f"purged:{message.id}"
+            if message.state == "sent":
+                message.last_error = None
+            else:  # never to be sent now: without a copy it could not be
+                message.state, message.last_error = "failed", "personal data purged"
+            result.messages += 1
+    invited_in_kept = (
+        select(db.Invitation.contact_id)
+        .join(db.MeetingSession, db.MeetingSession.id == db.Invitation.session_id)
+        .join(db.Cycle, db.Cycle.id == db.MeetingSession.cycle_id)
+        .where(db.Cycle.year >= first_kept_year)
+    )
+    gone: set[str] = set()
+    for contact in session.scalars(
+        select(db.Contact).where(
+            db.Contact.active.is_(False),
+            db.Contact.email.not_like("%@poistettu.invalid"),
+            db.Contact.id.not_in(invited_in_kept),
+        )
+    ):
+        gone.add(contact.email.lower())
+        contact.name = REDACTED
+        contact.email = f"poistettu-{contact.id}@poistettu.invalid"
+        result.contacts += 1
+    boundary = datetime(first_kept_year, 1, 1, tzinfo=now.tzinfo)
+    for event in session.scalars(select(db.AuditEvent)):
+        everything = event.at < boundary
+
+        def blank(match: re.Match[str], everything: bool = everything) -> str:
+            address = match.group(0)
+            if address.endswith("@poistettu.invalid"):
+                return address
+            return REDACTED if everything or address.lower() in gone else address
+
+        entity = EMAIL_IN_TEXT.sub(blank, event.entity)
+        detail = _redact(event.detail, lambda text: EMAIL_IN_TEXT.sub(blank, text))
+        if entity != event.entity or detail != event.detail:
+            event.entity, event.detail = entity, detail
+            result.audit_events += 1
     db.audit(
         session,
         "personal_data.purge",
@@ -200,5 +249,37 @@ def purge_personal_data(session: Session, older_than_years: int, now: datetime) 
         responses=result.responses,
         messages=result.messages,
         contacts=result.contacts,
+        audit_events=result.audit_events,
+        compilations=result.compilations,
     )
     return result
+
+
+def _redact(value: Any, fix: Callable[[str], str]) -> Any:
+    """``value`` (JSON: dicts, lists, strings) with ``fix`` applied to every string."""
+    if isinstance(value, str):
+        return fix(value)
+    if isinstance(value, list):
+        return [_redact(v, fix) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact(v, fix) for k, v in value.items()}
+    return value
+
+
+def _scrub_compilation(result: dict[str, Any]) -> dict[str, Any] | None:
+    """The compilation without residents' "organisation" (a name), or None if it has none."""
+    changed = False
+
+    def walk(value: Any) -> Any:
+        nonlocal changed
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            if value.get("respondent_type") in PRIVATE_TYPES and value.get("organisation"):
+                changed = True
+                value = value | {"organisation": None}
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    scrubbed = walk(result)
+    return scrubbed if changed else None

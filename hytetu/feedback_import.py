@@ -25,12 +25,12 @@ from sqlalchemy import select
 from hytetu import db, feedback
 from hytetu.config import FeedbackImport
 from hytetu.errors import FeedbackImportError, Problem
+from hytetu.safe import FORMULA_START
 from hytetu.state import CycleView
 
 FEEDBACK_FOLDER = "feedback"
 SUFFIXES = (".csv", ".xlsx")
 MAX_PROBLEMS = 100
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 LIMITS = {"organisation": 300, "email": 320}
 DEFAULT_LIMIT = 200
 

@@ -141,6 +141,8 @@ def plan_invitations(view: CycleView, as_of: datetime) -> list[Action]:
 def send_invitations(view: CycleView, as_of: datetime) -> InvitationResult:
     """Queue the REQUEST / CANCEL / reminder messages that are due ``as_of``."""
     result = InvitationResult()
+    attendees_of: dict[int, list[Attendee]] = {}  # per session: every invitation lists them
+    calendars: dict[tuple, bytes] = {}  # the same .ics for every invitee of a session
     for a in plan_invitations(view, as_of):
         s, c = a.session, a.contact
         if a.kind == "reminder":
@@ -148,15 +150,16 @@ def send_invitations(view: CycleView, as_of: datetime) -> InvitationResult:
             result.reminders += 1
             continue
         if a.kind == "cancel":
-            _send(view, s, c, "CANCEL", [Attendee(c.name, c.email)], as_of)
+            _send(view, s, c, "CANCEL", [Attendee(c.name, c.email)], as_of, calendars)
             inv = view.session.scalars(
                 select(db.Invitation).filter_by(session_id=s.id, contact_id=c.id)
             ).one()
             inv.method, inv.sequence, inv.updated_at = "CANCEL", s.sequence + 1, db.utcnow()
             result.cancels += 1
             continue
-        attendees = [Attendee(x.name, x.email) for x in view.invitees(s)]
-        _send(view, s, c, "REQUEST", attendees, as_of)
+        if s.id not in attendees_of:
+            attendees_of[s.id] = [Attendee(x.name, x.email) for x in view.invitees(s)]
+        _send(view, s, c, "REQUEST", attendees_of[s.id], as_of, calendars)
         if a.kind == "request":
             view.session.add(
                 db.Invitation(
@@ -181,14 +184,18 @@ def _send(
     method: str,
     attendees: list[Attendee],
     as_of: datetime,
+    calendars: dict[tuple, bytes],
 ) -> None:
     language = c.language or view.language
     sequence = s.sequence + 1 if method == "CANCEL" and s.status == "scheduled" else s.sequence
-    event = _event(view, s, language)
-    event = CalendarEvent(**{**event.__dict__, "sequence": sequence})
-    ics = build_calendar(
-        [event], method=method, timezone=view.region.timezone, attendees=attendees, stamp=as_of
-    )
+    key = (s.id, method, sequence, language, tuple(attendees))
+    if key not in calendars:
+        event = _event(view, s, language)
+        event = CalendarEvent(**{**event.__dict__, "sequence": sequence})
+        calendars[key] = build_calendar(
+            [event], method=method, timezone=view.region.timezone, attendees=attendees, stamp=as_of
+        )
+    ics = calendars[key]
     context = _context(view, s, language, c)
     context["method"] = method
     subject_key = "cancel" if method == "CANCEL" else ("update" if s.sequence else "invite")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import os
 import re
 import smtplib
@@ -23,9 +24,10 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hytetu.errors import DeliveryError
+from hytetu.safe import one_line
 from hytetu.transport_settings import EwsSettings, GraphSettings
 
 
@@ -49,8 +51,10 @@ def message_id_for(dedupe_key: str, sender_email: str) -> str:
 
 
 def _one_line(value: str) -> str:
-    """Header values must not carry line breaks (header injection)."""
-    return re.sub(r"[\r\n\t]+", " ", value).strip()
+    """Header values must not carry line breaks (header injection): CR, LF and every other
+    break ``str.splitlines`` knows (VT, FF, NEL, U+2028...), which the email package would
+    refuse with a ValueError; other control characters are dropped."""
+    return one_line(value).strip()
 
 
 def _address(name: str, email: str) -> Address:
@@ -158,6 +162,26 @@ class SmtpSettings(BaseModel):
     )
     timeout: float = 30.0
 
+    @model_validator(mode="after")
+    def _no_password_in_clear(self) -> SmtpSettings:
+        """AUTH on a plain connection sends the password readable to anyone on the way:
+        only to this machine (a local relay, the tests)."""
+        if self.username and self.security == "none" and not _loopback(self.host):
+            raise ValueError(
+                "security none with a username would send the password unencrypted over "
+                "the network; use starttls or tls (none is for a trusted relay without AUTH)"
+            )
+        return self
+
+
+def _loopback(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
 
 class SmtpTransport:
     """SMTP submission (STARTTLS, implicit TLS or plain on a trusted relay), with AUTH.
@@ -198,8 +222,17 @@ class SmtpTransport:
         s = self.settings
         password = self._password()  # before connecting: a missing one is a config error
 
+        # A server's reply may quote what it was sent: the password, or the base64 that
+        # AUTH PLAIN (NUL user NUL password) and LOGIN carried it in.
+        secrets = [password] if password else []
+        if password and s.username:
+            plain = f"\0{s.username}\0{password}".encode()
+            secrets += [base64.b64encode(v).decode() for v in (plain, password.encode())]
+
         def clean(text: str) -> str:
-            return text.replace(password, "***") if password else text
+            for secret in secrets:
+                text = text.replace(secret, "***")
+            return text
 
         try:
             client = self._connect()

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hytetu import db
+from hytetu import db, reports
 from hytetu.errors import StateError
 from hytetu.feedback import PRIVATE_TYPES
 from hytetu.mail import slug
@@ -539,12 +539,14 @@ def artifact_key(version: db.MemoVersion) -> str:
     return "memo-" + slug(version.filename.removesuffix(".pdf"), 100)
 
 
-def prepare_review(out: Path, url: str | None = None) -> list[dict[str, Any]]:
+def prepare_review(
+    out: Path, url: str | None = None, region: str | None = None
+) -> list[dict[str, Any]]:
     """Every draft waiting for a decision, with its PDF written under ``out/memos`` and its
     review Markdown. Plain dicts, for artifacts and the review form."""
     items: list[dict[str, Any]] = []
     with db.session_scope(url) as s:
-        view = cycle_view(s)
+        view = cycle_view(s, region)
         folder = out / "memos"
         for v in drafts(view):
             folder.mkdir(parents=True, exist_ok=True)
@@ -557,7 +559,7 @@ def prepare_review(out: Path, url: str | None = None) -> list[dict[str, Any]]:
                     "filename": v.filename,
                     "number": v.number,
                     "pdf": str(path),
-                    "key": artifact_key(v),
+                    "key": reports.artifact_key(artifact_key(v), region),
                     "markdown": review_markdown(v, str(path)),
                 }
             )
@@ -572,11 +574,12 @@ def record_review(
     comment: str | None = None,
     url: str | None = None,
     at: datetime | None = None,
+    region: str | None = None,
 ) -> dict[str, list[str]]:
     """``apply_review`` in one transaction; returns the file names approved and rejected."""
     with db.session_scope(url) as s:
         done = apply_review(
-            cycle_view(s),
+            cycle_view(s, region),
             decisions,
             actor=actor,
             approve_all=approve_all,

@@ -24,8 +24,9 @@ from sqlalchemy import delete, select
 from hytetu import db
 from hytetu.config import _pydantic_problems
 from hytetu.errors import NotesError, Problem
+from hytetu.safe import protect_workbook
 from hytetu.state import CycleView
-from hytetu.yamlsource import YamlSyntaxError, load_yaml
+from hytetu.yamlsource import YamlSyntaxError, control_problems, load_yaml
 
 Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
@@ -69,6 +70,8 @@ def parse_notes(path: Path, view: CycleView) -> SessionNotes:
         doc = load_yaml(path)
     except YamlSyntaxError as e:
         raise NotesError(f"{path}: cannot read the notes", problems=[e.problem]) from None
+    if controls := control_problems(doc):
+        raise NotesError(f"{path}: the notes are invalid", problems=controls)
     try:
         notes = SessionNotes.model_validate(doc.data if doc.data is not None else {})
     except ValidationError as e:
@@ -288,6 +291,7 @@ def write_template(view: CycleView, session_key: str, out: Path) -> Path:
     marker.append(["goals_sha256", goals_hash(view)])
     marker.sheet_state = "veryHidden"
     marker.protection.sheet = True
+    protect_workbook(wb)  # names and texts starting with '=' etc. stay text, never formulas
     out.parent.mkdir(parents=True, exist_ok=True)
     wb.save(out)
     return out

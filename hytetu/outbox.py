@@ -176,7 +176,7 @@ def deliver_pending(
         if claimed is None:
             continue  # another run took it (or sent it) meanwhile: keep the slot
         slot_in_hand = False
-        raw, recipients, message_id, was_sending = claimed
+        raw, recipients, message_id, was_sending, attempts = claimed
         if was_sending:
             report.recovered.append(row_id)
             if transport.was_sent(message_id, sender_email):
@@ -185,7 +185,7 @@ def deliver_pending(
                 continue
             report.resent.append(row_id)
         _send_claimed(
-            url, transport, row_id, raw, sender_email, recipients, claimant, retry, report
+            url, transport, row_id, raw, sender_email, recipients, claimant, retry, report, attempts
         )
     return report
 
@@ -198,8 +198,9 @@ def _expired(before: datetime) -> Any:
 
 def _claim(
     url: str | None, row_id: int, claimant: str, lease: timedelta | None
-) -> tuple[bytes, list[str], str, bool] | None:
-    """pending -> sending (or an expired ``sending`` lease taken over), atomically."""
+) -> tuple[bytes, list[str], str, bool, int] | None:
+    """pending -> sending (or an expired ``sending`` lease taken over), atomically, counting
+    the attempt about to be made (one transaction per message saved)."""
     M = db.OutgoingMessage
     with db.session_scope(url) as s:
         now = db.utcnow()
@@ -217,7 +218,8 @@ def _claim(
         row = s.get_one(M, row_id)
         if before == "sending":
             row.recovered += 1
-        return row.raw, list(row.recipients), row.message_id, before == "sending"
+        _note_attempt(row, claimant, now)  # the first attempt, in the claim's transaction
+        return row.raw, list(row.recipients), row.message_id, before == "sending", row.attempts
 
 
 def _send_claimed(
@@ -230,9 +232,11 @@ def _send_claimed(
     claimant: str,
     retry: RetryPolicy,
     report: DeliveryReport,
+    attempts: int,
 ) -> None:
     for try_in_run in range(1, max(retry.attempts, 1) + 1):
-        attempts = _count_attempt(url, row_id, claimant)
+        if try_in_run > 1:  # the claim counted the first attempt
+            attempts = _count_attempt(url, row_id, claimant)
         try:
             receipt = transport.send(raw, sender_email, recipients)
         except DeliveryError as e:
@@ -265,13 +269,16 @@ def _count_attempt(url: str | None, row_id: int, claimant: str) -> int:
     """One more attempt; renews the lease, so a slow retry is not taken for a dead run."""
     with db.session_scope(url) as s:
         row = s.get_one(db.OutgoingMessage, row_id)
-        now = db.utcnow()
-        row.attempts += 1
-        row.claimed_at = now
-        row.claimed_by = claimant
-        if row.first_attempt_at is None:
-            row.first_attempt_at = now
+        _note_attempt(row, claimant, db.utcnow())
         return row.attempts
+
+
+def _note_attempt(row: db.OutgoingMessage, claimant: str, now: datetime) -> None:
+    row.attempts += 1
+    row.claimed_at = now
+    row.claimed_by = claimant
+    if row.first_attempt_at is None:
+        row.first_attempt_at = now
 
 
 def _note_error(url: str | None, row_id: int, claimant: str, reason: str) -> None:

@@ -65,10 +65,12 @@ def load(config_folder: Path | str, url: str | None = None, actor: str = "hytetu
     )
 
 
-def _deliver(url: str | None, out: Path, purposes: list[str]) -> PhaseReport:
+def _deliver(
+    url: str | None, out: Path, purposes: list[str], region: str | None = None
+) -> PhaseReport:
     """Send the cycle's pending messages of ``purposes``; no session stays open meanwhile."""
     with db.session_scope(url) as s:
-        view = cycle_view(s)
+        view = cycle_view(s, region)
         settings = view.mail_settings()
         cycle_id, sender = view.cycle.id, view.region.sender_email
     report = deliver_pending(
@@ -86,9 +88,11 @@ def _deliver(url: str | None, out: Path, purposes: list[str]) -> PhaseReport:
     )
 
 
-def run_invitations(as_of: datetime, out: Path, url: str | None = None) -> PhaseReport:
+def run_invitations(
+    as_of: datetime, out: Path, url: str | None = None, region: str | None = None
+) -> PhaseReport:
     with db.session_scope(url) as s:
-        view = cycle_view(s)
+        view = cycle_view(s, region)
         result = invitations.send_invitations(view, as_of)
         files = []
         folder = out / "calendars"
@@ -98,7 +102,7 @@ def run_invitations(as_of: datetime, out: Path, url: str | None = None) -> Phase
             if not path.exists() or path.read_bytes() != ics:
                 path.write_bytes(ics)
                 files.append(str(path))
-    delivery = _deliver(url, out, ["invitation", "reminder"])
+    delivery = _deliver(url, out, ["invitation", "reminder"], region)
     return PhaseReport(
         "invitations",
         did={
@@ -114,7 +118,9 @@ def run_invitations(as_of: datetime, out: Path, url: str | None = None) -> Phase
     )
 
 
-def run_feedback_step(step: str, as_of: datetime, out: Path, url: str | None = None) -> PhaseReport:
+def run_feedback_step(
+    step: str, as_of: datetime, out: Path, url: str | None = None, region: str | None = None
+) -> PhaseReport:
     """``step`` is open, remind or close."""
     action = {
         "open": feedback.open_window,
@@ -122,8 +128,9 @@ def run_feedback_step(step: str, as_of: datetime, out: Path, url: str | None = N
         "close": feedback.close_window,
     }[step]
     with db.session_scope(url) as s:
-        result = action(cycle_view(s), as_of)
-    delivery = _deliver(url, out, [f"feedback_{'reminder' if step == 'remind' else step}"])
+        result = action(cycle_view(s, region), as_of)
+    purpose = f"feedback_{'reminder' if step == 'remind' else step}"
+    delivery = _deliver(url, out, [purpose], region)
     return PhaseReport(
         f"{step}_feedback",
         did={"action": result.action, "notices": result.notices},
@@ -133,12 +140,14 @@ def run_feedback_step(step: str, as_of: datetime, out: Path, url: str | None = N
     )
 
 
-def run_import_feedback(as_of: datetime, url: str | None = None) -> PhaseReport:
+def run_import_feedback(
+    as_of: datetime, url: str | None = None, region: str | None = None
+) -> PhaseReport:
     """Import the form exports in the config folder's feedback/ that are new or changed
     (once the window has opened); all of them in one transaction."""
     files: dict[str, dict[str, Any]] = {}
     with db.session_scope(url) as s:
-        view = cycle_view(s)
+        view = cycle_view(s, region)
         if as_of >= feedback.opens_at(view):
             mapping = feedback_import.mapping_for(view)
             for path in feedback_import.changed_exports(view):
@@ -146,12 +155,14 @@ def run_import_feedback(as_of: datetime, url: str | None = None) -> PhaseReport:
     return PhaseReport("import_feedback", did={"files": files})
 
 
-def run_import_notes(as_of: datetime, url: str | None = None) -> PhaseReport:
+def run_import_notes(
+    as_of: datetime, url: str | None = None, region: str | None = None
+) -> PhaseReport:
     """Import the notes of every session that has ended and whose notes file changed."""
     changed: dict[str, int] = {}
     warnings: list[str] = []
     with db.session_scope(url) as s:
-        view = cycle_view(s)
+        view = cycle_view(s, region)
         for session in _notes_due(view, as_of):
             result = notes.import_notes_file(view, notes.notes_path(view, session.key))
             changed[session.key] = len(result.added) + len(result.removed)
@@ -173,9 +184,9 @@ def _notes_due(view: CycleView, as_of: datetime) -> list[db.MeetingSession]:
     return due
 
 
-def run_compile(url: str | None = None) -> PhaseReport:
+def run_compile(url: str | None = None, region: str | None = None) -> PhaseReport:
     with db.session_scope(url) as s:
-        view = cycle_view(s)
+        view = cycle_view(s, region)
         row, created = findings.compile_and_store(view)
         result = row.result
         common = sum(1 for c in result["cells"] for t in c["themes"] if t["common"])
@@ -192,9 +203,9 @@ def run_compile(url: str | None = None) -> PhaseReport:
         )
 
 
-def run_render(out: Path, url: str | None = None) -> PhaseReport:
+def run_render(out: Path, url: str | None = None, region: str | None = None) -> PhaseReport:
     with db.session_scope(url) as s:
-        view = cycle_view(s)
+        view = cycle_view(s, region)
         compilation = findings.latest_compilation(view)
         if compilation is None:
             return PhaseReport("render", did={"skipped": "nothing compiled yet"})
@@ -214,9 +225,11 @@ def run_render(out: Path, url: str | None = None) -> PhaseReport:
         )
 
 
-def run_dispatch(as_of: datetime, out: Path, url: str | None = None) -> PhaseReport:
+def run_dispatch(
+    as_of: datetime, out: Path, url: str | None = None, region: str | None = None
+) -> PhaseReport:
     """Queue and send the approved memos (hytetu.dispatch); the CSV report is in files."""
-    result = dispatch_memos(url, as_of, out)
+    result = dispatch_memos(url, as_of, out, region)
     return PhaseReport(
         "dispatch",
         did={
@@ -232,10 +245,10 @@ def run_dispatch(as_of: datetime, out: Path, url: str | None = None) -> PhaseRep
     )
 
 
-def due_phases(as_of: datetime, url: str | None = None) -> list[str]:
+def due_phases(as_of: datetime, url: str | None = None, region: str | None = None) -> list[str]:
     """The phases that have work ``as_of``, in the order the tick runs them."""
     with db.session_scope(url) as s:
-        view = cycle_view(s)
+        view = cycle_view(s, region)
         c = view.cycle
         due = []
         if invitations.plan_invitations(view, as_of):
@@ -263,7 +276,7 @@ def due_phases(as_of: datetime, url: str | None = None) -> list[str]:
             "import_notes" in due
             or "import_feedback" in due
             or latest is None
-            or findings.compile_cycle(view)[1] != latest.input_hash
+            or findings.inputs_digest(view) != latest.result.get("inputs")
         ):
             due.append("compile")
         if "compile" in due or (latest is not None and latest.rendered_at is None):
@@ -296,13 +309,29 @@ def _dispatch_due(view: CycleView) -> bool:
     return False
 
 
-def resolve_as_of(as_of: datetime | None, url: str | None = None) -> datetime:
+def resolve_as_of(
+    as_of: datetime | None, url: str | None = None, region: str | None = None
+) -> datetime:
     """``as_of`` made zone-aware in the region's zone; None means now."""
     with db.session_scope(url) as s:
-        tz = cycle_view(s).tz
+        tz = cycle_view(s, region).tz
     if as_of is None:
         return datetime.now(tz)
     return as_of.replace(tzinfo=tz) if as_of.tzinfo is None else as_of.astimezone(tz)
+
+
+def region_keys(url: str | None = None) -> list[str]:
+    """The regions that have a cycle in the database, in key order."""
+    with db.session_scope(url) as s:
+        return list(
+            s.scalars(select(db.Region.key).join(db.Cycle).distinct().order_by(db.Region.key))
+        )
+
+
+def region_out(out: Path, region: str, regions: list[str]) -> Path:
+    """Where a region's files go: ``out`` itself when the installation holds one region,
+    else ``out/<region key>`` so that two regions' calendars and memos never collide."""
+    return out if len(regions) <= 1 else out / region
 
 
 def default_out_dir() -> str:
@@ -311,20 +340,22 @@ def default_out_dir() -> str:
     return os.environ.get("HYTETU_OUT", "hytetu-out")
 
 
-def run_phase(phase: str, as_of: datetime, out: Path, url: str | None = None) -> PhaseReport:
+def run_phase(
+    phase: str, as_of: datetime, out: Path, url: str | None = None, region: str | None = None
+) -> PhaseReport:
     """Run one phase in-process (the CLI and tests; the daily tick runs them as flows)."""
     if phase == "invitations":
-        return run_invitations(as_of, out, url)
+        return run_invitations(as_of, out, url, region)
     if phase in ("open_feedback", "remind_feedback", "close_feedback"):
-        return run_feedback_step(phase.split("_")[0], as_of, out, url)
+        return run_feedback_step(phase.split("_")[0], as_of, out, url, region)
     if phase == "import_feedback":
-        return run_import_feedback(as_of, url)
+        return run_import_feedback(as_of, url, region)
     if phase == "import_notes":
-        return run_import_notes(as_of, url)
+        return run_import_notes(as_of, url, region)
     if phase == "compile":
-        return run_compile(url)
+        return run_compile(url, region)
     if phase == "render":
-        return run_render(out, url)
+        return run_render(out, url, region)
     if phase == "dispatch":
-        return run_dispatch(as_of, out, url)
+        return run_dispatch(as_of, out, url, region)
     raise ValueError(f"unknown phase {phase!r}; phases are {', '.join(PHASES)}")

@@ -91,11 +91,40 @@ class PdfJob:
     subject: str
 
 
+def allowed_resource(url: str) -> bool:
+    """What WeasyPrint may load for a document: ``data:`` URLs and files inside the
+    templates folder. Never the network and no other file, whatever the HTML says: user
+    text is escaped anyway, this is the second wall (SSRF, local file disclosure)."""
+    if url.startswith("data:"):
+        return True
+    if not url.startswith("file://"):
+        return False
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        return False
+    return Path(unquote(parts.path)).resolve().is_relative_to(TEMPLATES)
+
+
+def _url_fetcher() -> Any:
+    from weasyprint.urls import URLFetcher
+
+    class TemplatesOnly(URLFetcher):
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            if not allowed_resource(url):
+                raise ValueError(f"not loaded (outside hytetu's templates): {url[:200]}")
+            return super().fetch(url, headers)
+
+    return TemplatesOnly(allowed_protocols=("file", "data"), allow_redirects=False)
+
+
 def html_to_pdf(html: str, *, title: str, language: str, author: str, subject: str) -> bytes:
     """A PDF/A-3u document (archivable, text extractable), tagged for accessibility."""
     from weasyprint import HTML  # imported here: it is slow to import and only renders need it
 
-    document = HTML(string=html, base_url=str(TEMPLATES)).render()
+    fetcher = _url_fetcher()
+    document = HTML(string=html, base_url=str(TEMPLATES), url_fetcher=fetcher).render()
     document.metadata.title = title
     document.metadata.authors = [author]
     document.metadata.description = subject
@@ -109,19 +138,22 @@ def _job_to_pdf(job: PdfJob) -> bytes:
     )
 
 
-#: Below this many documents the PDFs are made in the calling process: starting the
-#: workers' fork server (a Python with WeasyPrint loaded and warmed) costs about as much as
-#: two or three documents, once per process (see bench/render_bench.py).
-PARALLEL_MIN_DOCUMENTS = 10
+#: Below this much HTML (characters of all the documents together, about 2 s of PDF work)
+#: the PDFs are made in the calling process: starting the workers' fork server (a Python
+#: with WeasyPrint loaded and warmed) costs about as much as a second of rendering, once
+#: per process (see bench/render_bench.py). The example region's seven documents are
+#: 110,000 characters; a county at the national average has 700,000.
+PARALLEL_MIN_HTML = 250_000
 
 
-def render_workers(documents: int | None = None) -> int:
-    """Worker processes for ``documents`` PDFs: HYTETU_RENDER_WORKERS if set, else 2 (1 on
-    a one-core box, or for fewer than ``PARALLEL_MIN_DOCUMENTS`` documents)."""
+def render_workers(html_chars: int | None = None) -> int:
+    """Worker processes for documents of ``html_chars`` characters in all:
+    HYTETU_RENDER_WORKERS if set, else 2 (1 on a one-core box, or for less HTML than
+    ``PARALLEL_MIN_HTML``)."""
     configured = os.environ.get("HYTETU_RENDER_WORKERS", "").strip()
     if configured:
         return max(1, int(configured))
-    if documents is not None and documents < PARALLEL_MIN_DOCUMENTS:
+    if html_chars is not None and html_chars < PARALLEL_MIN_HTML and not _warm:
         return 1
     return max(1, min(2, os.cpu_count() or 1))
 
@@ -130,6 +162,20 @@ def render_workers(documents: int | None = None) -> int:
 # a fork of the caller itself is unsafe when it runs threads (a Prefect task does), and a
 # plain spawn would pay WeasyPrint's import in every worker of every render.
 _context: multiprocessing.context.BaseContext | None = None
+_warm = False  # the fork server was started ahead (warm_up): workers cost next to nothing
+
+
+def warm_up() -> None:
+    """Start the workers' fork server now, so that it loads WeasyPrint while the caller
+    does other work (the demo: while the year runs up to the render). Returns at once."""
+    global _warm
+    context = _pool_context()
+    if os.cpu_count() == 1 or context.get_start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+    _warm = True
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -150,7 +196,9 @@ def html_to_pdfs(jobs: list[PdfJob], workers: int | None = None) -> list[bytes]:
     WeasyPrint is pure Python and holds the GIL, so threads do not help; processes do once
     there are a few documents. The pool lives only for this call and is shut down on exit.
     """
-    workers = render_workers(len(jobs)) if workers is None else max(1, workers)
+    if workers is None:
+        workers = render_workers(sum(len(j.html) for j in jobs))
+    workers = max(1, workers)
     if workers == 1 or len(jobs) < 2:
         return [_job_to_pdf(j) for j in jobs]
     # Biggest first, so the long summary does not start last and keep one worker busy alone.

@@ -87,7 +87,15 @@ class Waiting:
     created_at: datetime
 
 
-def waiting_for_approval(url: str | None = None) -> list[Waiting]:
+def artifact_key(key: str, region: str | None) -> str:
+    """A Prefect artifact key, per region when a region is named (keys are lowercase
+    letters, digits and dashes)."""
+    from hytetu.mail import slug
+
+    return f"{key}-{slug(region, 40)}" if region else key
+
+
+def waiting_for_approval(url: str | None = None, region: str | None = None) -> list[Waiting]:
     """The newest version of each memo of the cycle, where it is still a draft."""
     from hytetu.memos import latest_versions
     from hytetu.state import cycle_view
@@ -95,7 +103,7 @@ def waiting_for_approval(url: str | None = None) -> list[Waiting]:
     with db.session_scope(url) as s:
         return [
             Waiting(v.id, v.filename, v.number, v.created_at)
-            for v in latest_versions(cycle_view(s))
+            for v in latest_versions(cycle_view(s, region))
             if v.status == "draft"
         ]
 

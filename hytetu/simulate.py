@@ -29,20 +29,24 @@ def tick_times(view: CycleView) -> list[datetime]:
 
 
 def run_ticks(
-    url: str | None, out: Path, until: datetime | None = None
+    url: str | None, out: Path, until: datetime | None = None, region: str | None = None
 ) -> list[tuple[datetime, str]]:
     """Run the daily tick in-process, without Prefect, on each day something is due (up to
-    ``until``). Returns (time, phase) of what ran. Tests and benchmarks simulate with it."""
+    ``until``), for ``region`` or every region loaded (each into its own subfolder of
+    ``out`` when there are several). Returns (time, phase) of what ran; with several
+    regions the phase reads "region: phase". Tests and benchmarks simulate with it."""
     from hytetu import db, phases
     from hytetu.state import cycle_view
 
+    regions = [region] if region else phases.region_keys(url)
     with db.session_scope(url) as s:
-        ticks = tick_times(cycle_view(s))
+        ticks = sorted({t for key in regions for t in tick_times(cycle_view(s, key))})
     done = []
     for at in ticks:
         if until is not None and at > until:
             break
-        for phase in phases.due_phases(at, url):
-            phases.run_phase(phase, at, out, url)
-            done.append((at, phase))
+        for key in regions:
+            for phase in phases.due_phases(at, url, key):
+                phases.run_phase(phase, at, phases.region_out(out, key, regions), url, key)
+                done.append((at, phase if len(regions) == 1 else f"{key}: {phase}"))
     return done

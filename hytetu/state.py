@@ -131,15 +131,24 @@ class CycleView:
 def cycle_view(
     session: Session, region_key: str | None = None, year: int | None = None
 ) -> CycleView:
-    """The cycle asked for; with no arguments, the only (or newest) one in the database."""
+    """The cycle asked for: the region's newest unless ``year`` is given. Without a region
+    the database must hold only one region."""
     query = select(db.Cycle, db.Region).join(db.Region)
     if region_key:
         query = query.where(db.Region.key == region_key)
+    else:
+        keys = sorted(set(session.scalars(select(db.Region.key).join(db.Cycle))))
+        if len(keys) > 1:
+            raise StateError(
+                f"the database holds {len(keys)} regions ({', '.join(keys)}): "
+                "name one (--region KEY, or the flow's region parameter)"
+            )
     if year:
         query = query.where(db.Cycle.year == year)
     row = session.execute(query.order_by(db.Cycle.year.desc())).first()
     if row is None:
+        where = f" for region {region_key!r}" if region_key else ""
         raise StateError(
-            "no cycle in the database: load a config first (hytetu load CONFIG_FOLDER)"
+            f"no cycle{where} in the database: load a config first (hytetu load CONFIG_FOLDER)"
         )
     return CycleView(session, row[0], row[1])

@@ -4,28 +4,36 @@ Open only while the feedback window is open (``opens`` 00:00 to the end of the d
 day, region's time zone); before and after, a page says so and a POST is refused. A
 response is checked, stored in one transaction and answered with a receipt. Protection:
 a signed double-submit CSRF token (cookie + form field, HMAC), limits on the body and each
-field, a honeypot field for bots, and security headers (CSP, frame-ancestors, nosniff) on
-every response. Run it with ``hytetu serve-feedback``.
+field, a honeypot field for bots, per-client rate limits (429 with Retry-After), security
+headers (CSP, frame-ancestors, nosniff) on every response, a plain 500 page that shows no
+exception, and X-Forwarded-For/-Proto honoured only from trusted proxies (uvicorn's
+ProxyHeadersMiddleware). There is no admin view: the form only accepts answers. Run it
+with ``hytetu serve-feedback``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+import logging
+import math
 import os
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -64,6 +72,24 @@ SECURITY_HEADERS = {
     "cache-control": "no-store",
     "cross-origin-opener-policy": "same-origin",
 }
+HSTS = "max-age=31536000"  # only on responses whose original scheme is https
+# Shown for any unexpected error: no exception text, path or SQL ever reaches the client.
+SERVER_ERROR_PAGE = """<!DOCTYPE html>
+<html lang="fi"><head><meta charset="utf-8"><title>Virhe – Fel</title></head><body>
+<h1>Palvelussa tapahtui virhe</h1>
+<p>Vastaustasi ei voitu käsitellä. Yritä hetken kuluttua uudelleen. Jos virhe toistuu,
+ota yhteyttä hyvinvointialueen yhteyshenkilöön.</p>
+<h1 lang="sv">Ett fel inträffade i tjänsten</h1>
+<p lang="sv">Ditt svar kunde inte behandlas. Försök igen om en stund. Om felet upprepas,
+kontakta välfärdsområdets kontaktperson.</p>
+</body></html>
+"""
+TOO_MANY = (
+    "Liian monta pyyntöä. Yritä uudelleen {minutes} minuutin kuluttua.\n"
+    "För många förfrågningar. Försök igen om {minutes} minuter.\n"
+)
+MAX_TRACKED_CLIENTS = 50_000  # bounds the rate limiter's memory under a flood of addresses
+log = logging.getLogger("hytetu.webform")
 TYPE_LABELS = {
     "fi": {
         "municipality": "Kunta",
@@ -137,9 +163,125 @@ class SecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 for name, value in SECURITY_HEADERS.items():
                     headers[name] = value
+                if scope.get("scheme") == "https":
+                    headers["strict-transport-security"] = HSTS
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """How much one client (an IP address; IPv6 by its /64) may ask in a sliding window.
+    0 switches a limit off."""
+
+    submissions: int = 20  # POSTs of the form
+    requests: int = 300  # any request (page loads, stylesheet, POSTs)
+    window: float = 600.0  # seconds
+
+    def __post_init__(self) -> None:
+        if self.submissions < 0 or self.requests < 0 or self.window <= 0:
+            raise ValueError("rate limits must be 0 (off) or more, and the window positive")
+
+
+class SlidingWindow:
+    """At most ``limit`` hits per ``window`` seconds per key, in memory (the form is one
+    process). Only allowed hits are recorded, so a client that keeps knocking while refused
+    is let in again as soon as its oldest hit leaves the window."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float]) -> None:
+        self.limit, self.window, self.clock = limit, window, clock
+        self.hits: dict[str, deque[float]] = {}
+        self._swept = clock()
+
+    def hit(self, key: str) -> float:
+        """0.0 if allowed (and recorded), else the seconds until the next hit is allowed."""
+        if not self.limit:
+            return 0.0
+        now = self.clock()
+        self._sweep(now)
+        times = self.hits.setdefault(key, deque())
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if len(times) >= self.limit:
+            return max(times[0] + self.window - now, 0.001)
+        times.append(now)
+        return 0.0
+
+    def _sweep(self, now: float) -> None:
+        if now - self._swept < self.window and len(self.hits) < MAX_TRACKED_CLIENTS:
+            return
+        self._swept = now
+        for key in [k for k, t in self.hits.items() if not t or t[-1] <= now - self.window]:
+            del self.hits[key]
+        while len(self.hits) >= MAX_TRACKED_CLIENTS:  # a flood from many addresses
+            del self.hits[next(iter(self.hits))]
+
+
+def client_key(scope: Scope) -> str:
+    """The client's address as the rate limits see it: after ProxyHeadersMiddleware (if a
+    trusted proxy sent the request) the real client's; an IPv6 client by its /64."""
+    client = scope.get("client")
+    host = client[0] if client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
+    return str(address)
+
+
+class RateLimit:
+    """429 with Retry-After when a client exceeds its requests or its form submissions."""
+
+    def __init__(
+        self, app: ASGIApp, limits: RateLimits, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.app = app
+        self.requests = SlidingWindow(limits.requests, limits.window, clock)
+        self.submissions = SlidingWindow(limits.submissions, limits.window, clock)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        key = client_key(scope)
+        wait = self.requests.hit(key)
+        if not wait and scope["method"] == "POST":
+            wait = self.submissions.hit(key)
+        if not wait:
+            await self.app(scope, receive, send)
+            return
+        seconds = math.ceil(wait)
+        log.warning("rate limit: %s refused for %s s", key, seconds)
+        response = Response(
+            TOO_MANY.format(minutes=max(1, math.ceil(seconds / 60))),
+            status_code=429,
+            headers={"retry-after": str(seconds)},
+            media_type="text/plain; charset=utf-8",
+        )
+        await response(scope, receive, send)
+
+
+def parse_trusted_proxies(value: str | Sequence[str] | None) -> list[str]:
+    """``"10.0.0.1, 10.1.0.0/16"`` -> a checked list; empty = trust no proxy. ``*`` trusts
+    every peer: only when nothing but the proxy can reach the form's port."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    proxies = [x.strip() for x in items if x.strip()]
+    for item in proxies:
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"trusted proxy {item!r} is not an IP address or network (e.g. 10.0.0.5, "
+                "10.0.0.0/24)"
+            ) from None
+    return proxies
 
 
 @dataclass
@@ -158,10 +300,17 @@ class FormState:
 class FeedbackForm:
     """The form's logic, independent of HTTP: what to show and what to store."""
 
-    def __init__(self, url: str | None, clock: Callable[[], datetime], secret: bytes) -> None:
+    def __init__(
+        self,
+        url: str | None,
+        clock: Callable[[], datetime],
+        secret: bytes,
+        region: str | None = None,
+    ) -> None:
         self.url = url
         self.clock = clock
         self.secret = secret
+        self.region = region  # the region whose form this is; None: the only one loaded
 
     # --- tokens ---------------------------------------------------------------------
 
@@ -228,7 +377,7 @@ class FeedbackForm:
 
     def show(self, lang: str, sid: str | None) -> Page:
         with db.session_scope(self.url) as s:
-            view = cycle_view(s)
+            view = cycle_view(s, self.region)
             now = self.clock()
             state = self._state(view, now)
             context = self._context(view, lang)
@@ -248,7 +397,7 @@ class FeedbackForm:
 
     def submit(self, lang: str, sid: str | None, form: dict[str, str]) -> Page:
         with db.session_scope(self.url) as s:
-            view = cycle_view(s)
+            view = cycle_view(s, self.region)
             now = self.clock()
             context = self._context(view, lang)
             state = self._state(view, now)
@@ -368,14 +517,22 @@ def create_app(
     *,
     clock: Callable[[], datetime] | None = None,
     secret: bytes | None = None,
+    limits: RateLimits | None = None,
+    trusted_proxies: str | Sequence[str] | None = None,
+    rate_clock: Callable[[], float] = time.monotonic,
+    region: str | None = None,
 ) -> ASGIApp:
     """The ASGI app. ``clock`` gives the current time (tests simulate the year with it);
     ``secret`` signs the CSRF tokens: HYTETU_FORM_SECRET, else random per process (forms
-    opened before a restart must then be sent again)."""
+    opened before a restart must then be sent again). ``limits``: per-client rate limits
+    (default ``RateLimits()``). ``trusted_proxies``: addresses or networks of the reverse
+    proxies whose X-Forwarded-For and X-Forwarded-Proto are believed; default none, so
+    a client cannot pretend to be another by sending those headers itself."""
+    proxies = parse_trusted_proxies(trusted_proxies)
     if secret is None:
         env = os.environ.get("HYTETU_FORM_SECRET")
         secret = env.encode() if env else secrets.token_bytes(32)
-    logic = FeedbackForm(url, clock or db.utcnow, secret)
+    logic = FeedbackForm(url, clock or db.utcnow, secret, region)
 
     def respond(page: Page, request: Request) -> Response:
         response = HTMLResponse(page.html, status_code=page.status)
@@ -432,17 +589,59 @@ def create_app(
     async def stylesheet(request: Request) -> Response:
         return Response(STYLESHEET, media_type="text/css")
 
-    app = Starlette(
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # Starlette's ServerErrorMiddleware logs the traceback on the server after this.
+        return HTMLResponse(SERVER_ERROR_PAGE, status_code=500)
+
+    app: ASGIApp = Starlette(
         routes=[
             Route("/", form_page, methods=["GET", "POST"]),
             Route("/form.css", stylesheet, methods=["GET"]),
-        ]
+        ],
+        middleware=[Middleware(RateLimit, limits=limits or RateLimits(), clock=rate_clock)],
+        exception_handlers={Exception: server_error},
     )
-    return SecurityHeaders(app)
+    app = SecurityHeaders(app)
+    if proxies:
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app = cast(ASGIApp, ProxyHeadersMiddleware(cast(Any, app), trusted_hosts=proxies))
+    return app
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, url: str | None = None) -> None:
-    """Run the form with uvicorn (blocking)."""
+def server_config(
+    app: ASGIApp, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"
+) -> Any:
+    """uvicorn's settings for the form: no Server header, and uvicorn's own proxy-header
+    handling off (it would trust 127.0.0.1 by default); ``create_app(trusted_proxies=…)``
+    does it instead, with nothing trusted unless configured."""
     import uvicorn
 
-    uvicorn.run(create_app(url), host=host, port=port, log_level="info", server_header=False)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        server_header=False,
+        proxy_headers=False,
+        lifespan="off",
+    )
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    url: str | None = None,
+    *,
+    limits: RateLimits | None = None,
+    trusted_proxies: str | Sequence[str] | None = None,
+    region: str | None = None,
+) -> None:
+    """Run the form of ``region`` (None: the only region loaded) with uvicorn (blocking);
+    with several regions, one form process per region."""
+    import uvicorn
+
+    with db.session_scope(url) as s:
+        cycle_view(s, region)  # no cycle, or no region named among several: fail at start
+    app = create_app(url, limits=limits, trusted_proxies=trusted_proxies, region=region)
+    uvicorn.Server(server_config(app, host, port)).run()

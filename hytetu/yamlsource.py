@@ -45,8 +45,29 @@ def dotted(path: Path_) -> str:
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
+#: Deeper nesting or more values (aliases repeat theirs) than any config or notes file
+#: needs: beyond them PyYAML and the checks would recurse past Python's limit, or expand
+#: a "billion laughs" of aliases for ever.
+MAX_DEPTH = 50
+MAX_VALUES = 200_000
+
+
 class _Loader(yaml.SafeLoader):
-    pass
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"nested more than {MAX_DEPTH} levels deep",
+                    self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _no_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
@@ -55,6 +76,12 @@ def _no_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
         if key_node.tag == _MERGE_TAG:  # `<<: *defaults` is a merge, not a key
             continue
         key = loader.construct_object(key_node)
+        try:
+            hash(key)
+        except TypeError:  # `? [a, b]`: a list or mapping as a key
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be a plain value, not a list", key_node.start_mark
+            ) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -64,6 +91,58 @@ def _no_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
+
+
+def _guarded(tag: str, kind: str) -> None:
+    """PyYAML's scalar constructors let ValueError and friends out (a 5000-digit number,
+    2025-02-30, ``!!timestamp x``): make them a located YAML error."""
+    construct = _Loader.yaml_constructors[tag]
+
+    def guarded(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        try:
+            value = construct(loader, node)
+            if isinstance(value, int) and value.bit_length() > 14_000:  # 0x…, 0b… forms
+                raise ValueError("over 4000 digits")  # Python will not even print it
+            return value
+        except (ValueError, TypeError, AttributeError, OverflowError) as e:
+            shown = str(node.value)
+            shown = shown if len(shown) <= 40 else f"{shown[:20]}…({len(shown)} characters)"
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{shown!r} is not a valid {kind} ({e})"[:300], node.start_mark
+            ) from None
+
+    _Loader.add_constructor(tag, guarded)
+
+
+for _tag, _kind in (("int", "number"), ("float", "number"), ("timestamp", "date")):
+    _guarded(f"tag:yaml.org,2002:{_tag}", _kind)
+_guarded("tag:yaml.org,2002:binary", "base64 text")
+
+
+def _expansion(root: yaml.Node) -> tuple[int, int, yaml.Node]:
+    """(values, depth, deepest node) of the document as loading would expand it, aliases
+    repeated; iterative, each node once (cycles count once)."""
+    size: dict[int, tuple[int, int, yaml.Node]] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in size and not done:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if not done:
+            size[id(node)] = (1, 1, node)  # provisional: a cycle back here counts once
+            stack.append((node, True))
+            stack += [(c, False) for c in children if id(c) not in size]
+            continue
+        known = [size[id(c)] for c in children if id(c) in size]
+        values = min(1 + sum(k[0] for k in known), MAX_VALUES + 1)
+        deepest = max(known, key=lambda k: k[1], default=(0, 0, node))
+        size[id(node)] = (values, 1 + deepest[1], deepest[2] if known else node)
+    return size[id(root)]
 
 
 def _record(
@@ -113,8 +192,9 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDoc:
     except FileNotFoundError:
         raise YamlSyntaxError(Problem(name, None, "", "file not found")) from None
     except UnicodeDecodeError as e:
+        line = bytes(e.object[: e.start]).count(b"\n") + 1
         raise YamlSyntaxError(
-            Problem(name, None, "", f"not UTF-8 text (byte {e.start}); save the file as UTF-8")
+            Problem(name, line, "", f"not UTF-8 text (byte {e.start}); save the file as UTF-8")
         ) from None
     except OSError as e:  # a folder, no permission...
         raise YamlSyntaxError(
@@ -130,6 +210,17 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDoc:
     lines: dict[Path_, int] = {}
     try:
         node = loader.get_single_node()
+        if node is not None:
+            values, depth, deepest = _expansion(node)
+            if values > MAX_VALUES or depth > MAX_DEPTH:
+                what = (
+                    f"expand to more than {MAX_VALUES} values"
+                    if values > MAX_VALUES
+                    else f"nest more than {MAX_DEPTH} levels deep"
+                )
+                raise yaml.composer.ComposerError(
+                    None, None, f"its aliases (*name) {what}", deepest.start_mark
+                )
         data = loader.construct_document(node) if node is not None else None
         if node is not None:
             _record(node, (), lines, _key_of(loader), set())
@@ -154,6 +245,40 @@ def _located(e: yaml.MarkedYAMLError) -> tuple[int | None, str, str]:
             where = f" started on line {e.context_mark.line + 1}"
         what = f"{e.problem} ({e.context}{where})"
     return line, "", f"YAML syntax: {what}"
+
+
+def control_problems(doc: YamlDoc) -> list[Problem]:
+    """Every key or text holding a control character (NUL, VT, ESC...): written as an
+    escape in a quoted YAML string, or pasted in unseen. PostgreSQL cannot store NUL, and
+    they break e-mail headers, calendars and file names, so they are refused up front."""
+    from hytetu.safe import CONTROL
+
+    out: list[Problem] = []
+    seen: set[int] = set()  # an alias repeats a node, and may even contain itself
+
+    def walk(node: Any, path: Path_) -> None:
+        if isinstance(node, dict | list):
+            if id(node) in seen:
+                return
+            seen.add(id(node))
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(key, path)
+                walk(value, (*path, key))
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, (*path, i))
+        elif isinstance(node, str) and (bad := CONTROL.search(node)):
+            out.append(
+                doc.problem(
+                    path,
+                    f"control character U+{ord(bad.group()):04X} is not allowed in a text "
+                    f"(at character {bad.start() + 1}); remove it",
+                )
+            )
+
+    walk(doc.data, ())
+    return out
 
 
 class YamlSyntaxError(Exception):

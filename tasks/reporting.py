@@ -32,13 +32,13 @@ def publish(report: dict[str, Any], key: str | None = None) -> None:
         )
 
 
-def publish_compilation() -> None:
+def publish_compilation(region: str | None = None) -> None:
     """The newest compilation: its common themes as a table, the whole as Markdown."""
     from hytetu import db, findings
     from hytetu.state import cycle_view
 
     with db.session_scope() as s:
-        row = findings.latest_compilation(cycle_view(s))
+        row = findings.latest_compilation(cycle_view(s, region))
         result = row.result if row is not None else None
     if result is None:
         return
@@ -46,39 +46,44 @@ def publish_compilation() -> None:
     if table:
         create_table_artifact(
             table=table,
-            key="hytetu-common-themes",
+            key=reports.artifact_key("hytetu-common-themes", region),
             description=f"hytetu: {len(table)} common themes per goal cell",
         )
     create_markdown_artifact(
         markdown=findings.markdown(result),
-        key="hytetu-compilation",
+        key=reports.artifact_key("hytetu-compilation", region),
         description="hytetu: compilation (koonti)",
     )
 
 
-def publish_tick(as_of: datetime, results: dict[str, dict[str, Any]], dry_run: bool) -> None:
+def publish_tick(
+    as_of: datetime,
+    results: dict[str, dict[str, Any]],
+    dry_run: bool,
+    region: str | None = None,
+) -> None:
     create_markdown_artifact(
         markdown=reports.tick_markdown(as_of, results, dry_run),
-        key="hytetu-daily-tick",
+        key=reports.artifact_key("hytetu-daily-tick", region),
         description="hytetu: daily tick",
     )
 
 
-def publish_approval_request(out_dir: str) -> int:
+def publish_approval_request(out_dir: str, region: str | None = None) -> int:
     """Leave the request for approval if drafts wait; returns how many wait."""
-    waiting = reports.waiting_for_approval()
+    waiting = reports.waiting_for_approval(region=region)
     if waiting:
         create_markdown_artifact(
             markdown=reports.approval_markdown(waiting, out_dir),
-            key=APPROVAL_KEY,
+            key=reports.artifact_key(APPROVAL_KEY, region),
             description=f"hytetu: {len(waiting)} memo versions wait for approval",
         )
     return len(waiting)
 
 
-def publish_failure(phase: str, error: BaseException) -> None:
+def publish_failure(phase: str, error: BaseException, region: str | None = None) -> None:
     create_markdown_artifact(
         markdown=reports.failure_markdown(phase, error),
-        key="hytetu-failure",
+        key=reports.artifact_key("hytetu-failure", region),
         description=f"hytetu: {phase} failed",
     )

@@ -12,8 +12,8 @@ from hytetu import memos
 
 
 @task(name="drafts-for-review")
-def drafts_for_review(out_dir: str) -> list[dict]:
-    return memos.prepare_review(Path(out_dir))
+def drafts_for_review(out_dir: str, region: str | None = None) -> list[dict]:
+    return memos.prepare_review(Path(out_dir), region=region)
 
 
 @task(name="publish-memo-artifacts")
@@ -35,7 +35,8 @@ def record_review(
     approve_all: bool,
     comment: str | None,
     at: datetime | None = None,
+    region: str | None = None,
 ) -> dict[str, list[str]]:
     return memos.record_review(
-        decisions, actor=actor, approve_all=approve_all, comment=comment, at=at
+        decisions, actor=actor, approve_all=approve_all, comment=comment, at=at, region=region
     )

@@ -50,6 +50,20 @@ def line_of(folder: Path, file: str, needle: str) -> int:
     return text.count("\n", 0, text.index(needle)) + 1
 
 
+def copy_sqlite(src: str | Path, dst: Path) -> str:
+    """A consistent copy of a SQLite database, its write-ahead log included (a file copy
+    of ``hytetu.db`` alone can miss the newest commits); returns the copy's URL."""
+    import sqlite3
+    from contextlib import closing
+
+    with (
+        closing(sqlite3.connect(str(src).removeprefix("sqlite:///"))) as source,
+        closing(sqlite3.connect(dst)) as target,
+    ):
+        source.backup(target)
+    return f"sqlite:///{dst}"
+
+
 def add_finding(url: str, session_key: str, text: str, position: int = 999) -> None:
     """Add a finding to a held session's notes (safety × older people), as an edit would."""
     from sqlalchemy import select
@@ -145,6 +159,26 @@ def loaded(sqlite_url: str, example: Path) -> str:
 
 
 @pytest.fixture(scope="module")
+def loaded_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example loaded once per module (loading runs the migrations: slow); returns the
+    database file. Its config folder is shared: read only."""
+    base = tmp_path_factory.mktemp("loaded")
+    shutil.copytree(EXAMPLE, base / "config")
+    url = f"sqlite:///{base / 'hytetu.db'}"
+    phases.load(base / "config", url)
+    db.dispose(url)
+    return base / "hytetu.db"
+
+
+@pytest.fixture
+def loaded_copy(loaded_once: Path, tmp_path: Path) -> Iterator[str]:
+    """A private copy of ``loaded_once``'s database; returns its URL."""
+    url = copy_sqlite(loaded_once, tmp_path / "hytetu.db")
+    yield url
+    db.dispose(url)
+
+
+@pytest.fixture(scope="module")
 def year(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """The example run through the year up to rendered drafts (shared in a module, read-only)."""
     from hytetu.simulate import run_ticks
@@ -162,7 +196,7 @@ def year(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
 def own_year(year: tuple[str, Path], tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A private copy of the simulated year, for tests that change it."""
     _, base = year
-    shutil.copy(base / "hytetu.db", tmp_path / "hytetu.db")
+    copy_sqlite(base / "hytetu.db", tmp_path / "hytetu.db")
     url = f"sqlite:///{tmp_path / 'hytetu.db'}"
     yield url, tmp_path
     db.dispose(url)

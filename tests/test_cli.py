@@ -289,7 +289,7 @@ def test_validate_never_shows_a_traceback_on_odd_input(example: Path) -> None:
     result = validate(example)
     assert result.exit_code == 2, result.output
     assert problem_lines(result.output) == [
-        f"{example / REGION}: not UTF-8 text (byte 8); save the file as UTF-8",
+        f"{example / REGION}:1: not UTF-8 text (byte 8); save the file as UTF-8",
         f"{example / CYCLE}: cannot read the file: Is a directory",
     ]
 

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
-from conftest import EXAMPLE, add_finding, helsinki
+from conftest import EXAMPLE, add_finding, copy_sqlite, helsinki
 from sqlalchemy import create_engine, select, text
 
 from hytetu import db, memos, migrate, phases
@@ -194,7 +194,7 @@ def approved_year(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture
 def year_url(approved_year: Path, tmp_path: Path) -> Iterator[str]:
-    shutil.copy(approved_year, tmp_path / "hytetu.db")
+    copy_sqlite(approved_year, tmp_path / "hytetu.db")
     url = f"sqlite:///{tmp_path / 'hytetu.db'}"
     configure(url, **FAST)
     yield url
@@ -491,7 +491,7 @@ def test_two_dispatch_runs_at_once_send_each_letter_once(
     approved_year: Path, db_url: str, tmp_path: Path, smtp: Callable[..., SmtpServer]
 ) -> None:
     if db_url.startswith("sqlite"):
-        shutil.copy(approved_year, db_url.removeprefix("sqlite:///"))
+        copy_sqlite(approved_year, Path(db_url.removeprefix("sqlite:///")))
     else:
         copy_database(f"sqlite:///{approved_year}", db_url)
     configure(db_url, rate_per_minute=10000)  # the default lease: runs are alive

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,24 +24,10 @@ WEBROPOL = FOLDER / "webropol-vastaukset.csv"
 FORMS = FOLDER / "forms-vastaukset.xlsx"
 
 
-@pytest.fixture(scope="module")
-def loaded_once(tmp_path_factory: pytest.TempPathFactory):
-    """The example loaded once per module (loading runs the migrations: slow)."""
-    base = tmp_path_factory.mktemp("loaded")
-    shutil.copytree(EXAMPLE, base / "config")
-    url = f"sqlite:///{base / 'hytetu.db'}"
-    phases.load(base / "config", url)
-    db.dispose(url)
-    return base / "hytetu.db"
-
-
 @pytest.fixture
-def loaded(loaded_once: Path, tmp_path: Path):
-    """A private copy of the loaded database (its config folder is shared: read only)."""
-    shutil.copy(loaded_once, tmp_path / "hytetu.db")
-    url = f"sqlite:///{tmp_path / 'hytetu.db'}"
-    yield url
-    db.dispose(url)
+def loaded(loaded_copy: str) -> str:
+    """A private copy of the loaded example (its config folder is shared: read only)."""
+    return loaded_copy
 
 
 def example_rows() -> list[list[str]]:

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import EXAMPLE, ROOT, helsinki
+from conftest import EXAMPLE, ROOT, add_finding, copy_sqlite, helsinki
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from hytetu import db, findings, phases
@@ -224,7 +225,7 @@ def _response(view, n: int, text: str, **kw: Any) -> db.FeedbackResponse:
 def with_feedback(compiled, tmp_path: Path) -> str:
     url, _ = compiled
     copy = tmp_path / "hytetu.db"
-    shutil.copy(url.removeprefix("sqlite:///"), copy)
+    copy_sqlite(url, copy)
     url = f"sqlite:///{copy}"
     with db.session_scope(url) as s:
         view = cycle_view(s)
@@ -311,7 +312,7 @@ def test_corrections_survive_recompiles(with_feedback: str) -> None:
 def test_corrections_must_name_what_exists(compiled, tmp_path: Path) -> None:
     url, _ = compiled
     copy = tmp_path / "h.db"
-    shutil.copy(url.removeprefix("sqlite:///"), copy)
+    copy_sqlite(url, copy)
     url = f"sqlite:///{copy}"
     with db.session_scope(url) as s:
         view = cycle_view(s)
@@ -332,7 +333,7 @@ def test_cli_merge_then_compile(compiled, tmp_path: Path, monkeypatch) -> None:
 
     url, _ = compiled
     copy = tmp_path / "h.db"
-    shutil.copy(url.removeprefix("sqlite:///"), copy)
+    copy_sqlite(url, copy)
     url = f"sqlite:///{copy}"
     monkeypatch.setenv("HYTETU_DATABASE_URL", url)
     runner = CliRunner()
@@ -415,3 +416,23 @@ def test_compile_flow_leaves_table_and_markdown_artifacts(
     assert summary.type == "markdown"
     assert "## Järjestöt ja seurakunnat" in summary.data
     assert "## Palveluntuottajafoorumi" in summary.data
+
+
+def test_the_tick_compiles_again_only_when_an_input_changed(
+    own_year: tuple[str, Path],
+) -> None:
+    """After the window has closed, the tick compares a fingerprint of the compilation's
+    inputs instead of compiling again: a new finding, a correction or a late response
+    let in make it compile; nothing new, nothing is due."""
+    url, _ = own_year
+    after = helsinki("2025-12-22 07:00")
+    assert "compile" not in phases.due_phases(after, url)
+    add_finding(url, "2025-10-23-jamsa", "Kaatumisten ehkäisy kotona asuville iäkkäille")
+    assert "compile" in phases.due_phases(after, url)
+    phases.run_phase("compile", after, own_year[1] / "out", url)
+    assert "compile" not in phases.due_phases(after, url)
+    with db.session_scope(url) as s:
+        late = s.scalars(select(db.FeedbackResponse).filter_by(late=True)).first()
+        assert late is not None
+        late.include_late = True
+    assert "compile" in phases.due_phases(after, url)

@@ -5,24 +5,22 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import threading
 import time
 import warnings
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE, helsinki
+from conftest import helsinki
 from sqlalchemy import func, select
 
 with warnings.catch_warnings():  # Starlette nags about httpx vs httpx2; httpx is what we have
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from hytetu import db, phases
+from hytetu import db
 from hytetu.feedback_import import RESPONDENT_TYPES
 from hytetu.webform import TYPE_LABELS, create_app
 
@@ -37,22 +35,9 @@ class Clock:
         return self.at
 
 
-@pytest.fixture(scope="module")
-def loaded_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("form")
-    shutil.copytree(EXAMPLE, base / "config")
-    url = f"sqlite:///{base / 'hytetu.db'}"
-    phases.load(base / "config", url)
-    db.dispose(url)
-    return base / "hytetu.db"
-
-
 @pytest.fixture
-def url(loaded_once: Path, tmp_path: Path) -> Iterator[str]:
-    shutil.copy(loaded_once, tmp_path / "hytetu.db")
-    url = f"sqlite:///{tmp_path / 'hytetu.db'}"
-    yield url
-    db.dispose(url)
+def url(loaded_copy: str) -> str:
+    return loaded_copy
 
 
 @pytest.fixture
