@@ -6,10 +6,16 @@ rendered memos as a simulated coordinator, and runs the tick once more to dispat
 
 from __future__ import annotations
 
-import threading
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from hytetu import db, memos, phases, render
 from hytetu.simulate import tick_times
@@ -17,38 +23,87 @@ from hytetu.state import cycle_view
 
 
 def run_demo(config: Path, out: Path, echo: Callable[[str], None] = print) -> dict:
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    # Prefect's API server boots (3 s) in its own process while this one loads the config.
+    server = None if _api_configured() else TemporaryApi.start()
+    try:
+        return _run_demo(config, out, echo, server)
+    finally:
+        if server is not None:
+            server.stop()
 
-    # Heartbeats detect crashed runs on workers; in one in-process run they only add a
-    # second of waiting to the end of every flow run.
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        return _run_demo(config, out, echo)
+
+def _api_configured() -> bool:
+    """Whether PREFECT_API_URL is set (the environment, or Prefect's settings once Prefect
+    is imported, as under a test harness); a profile's is seen only after the import."""
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    if "prefect.settings" in sys.modules:
+        from prefect.settings import PREFECT_API_URL
+
+        return bool(PREFECT_API_URL.value())
+    return False
 
 
-def start_prefect_api() -> threading.Thread | None:
-    """Start Prefect's temporary API server (when no PREFECT_API_URL is set) in the
-    background: its start-up (seconds) overlaps with loading the config instead of
-    delaying the first flow run. Join the thread before the first flow run."""
-    from prefect.settings import PREFECT_API_URL
+class TemporaryApi:
+    """Prefect's API for one demo: the server Prefect would start itself when no
+    PREFECT_API_URL is set (``SubprocessASGIServer``, the same command and settings), but
+    launched first thing, before this process imports Prefect, so that its start-up runs
+    beside the config load instead of before the first flow run."""
 
-    if PREFECT_API_URL.value():
+    def __init__(self, process: subprocess.Popen[bytes], port: int) -> None:
+        self.process, self.port = process, port
+
+    @classmethod
+    def start(cls) -> TemporaryApi | None:
+        spec = importlib.util.find_spec("prefect")
+        if spec is None or spec.origin is None:
+            return None
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        command = [sys.executable, "-m", "uvicorn", "--app-dir"]
+        command += [str(Path(spec.origin).parent.parent), "--factory"]
+        command += ["prefect.server.api.server:create_app", "--host", "127.0.0.1"]
+        command += ["--port", str(port), "--log-level", "error", "--lifespan", "on"]
+        env = os.environ | {
+            "PREFECT_UI_ENABLED": "0",
+            "PREFECT__SERVER_EPHEMERAL": "1",  # as Prefect's own: fewer services
+            "PREFECT__SERVER_FINAL": "1",
+        }
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+        return cls(process, port)
+
+    def wait(self, timeout: float = 120.0) -> str | None:
+        """The API's URL once it answers; None if it did not start (then Prefect starts
+        its own on the first flow run)."""
+        import httpx
+
+        url = f"http://127.0.0.1:{self.port}/api"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
         return None
 
-    def start() -> None:
-        from prefect.server.api.server import SubprocessASGIServer  # a 2 s import
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
-        SubprocessASGIServer().start()
 
-    thread = threading.Thread(target=start, daemon=True)
-    thread.start()
-    return thread
-
-
-def _run_demo(config: Path, out: Path, echo: Callable[[str], None]) -> dict:
-    api = start_prefect_api()
+def _run_demo(
+    config: Path, out: Path, echo: Callable[[str], None], server: TemporaryApi | None
+) -> dict:
     render.warm_up()  # the PDF workers load WeasyPrint meanwhile, ready for the render
-    from flows.annual_cycle import annual_cycle  # Prefect is imported only when running
-
     url = db.database_url()
     report = phases.load(config, url, actor="demo")
     echo(f"Loaded {config} into {db.display_url(url)} ({report.did['changes']} changes)")
@@ -56,8 +111,27 @@ def _run_demo(config: Path, out: Path, echo: Callable[[str], None]) -> dict:
         echo(f"  warning: {warning}")
     with db.session_scope(url) as s:
         ticks = tick_times(cycle_view(s))
-    if api is not None:
-        api.join()  # if it failed, the first flow run starts the server itself
+
+    from prefect.settings import (  # Prefect is imported only when running
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        temporary_settings,
+    )
+
+    # Heartbeats detect crashed runs on workers; in one in-process run they only add a
+    # second of waiting to the end of every flow run.
+    updates: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    if server is not None and not PREFECT_API_URL.value():
+        api = server.wait()
+        if api is not None:
+            updates[PREFECT_API_URL] = api
+    with temporary_settings(updates=updates):
+        return _simulate(url, out, ticks, echo)
+
+
+def _simulate(url: str, out: Path, ticks: list[datetime], echo: Callable[[str], None]) -> dict:
+    from flows.annual_cycle import annual_cycle
+
     for at in ticks:
         due = annual_cycle(as_of=at, out_dir=str(out))
         echo(f"{at:%Y-%m-%d}: {', '.join(due) if due else 'nothing due'}")
