@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from conftest import edit
 from sqlalchemy import func, select
 
 from hytetu import db, phases
@@ -117,3 +119,28 @@ def test_invalid_config_leaves_the_database_as_it_was(db_url: str, example: Path
         phases.load(example, db_url)
     assert "region.yaml" in str(raised.value)
     assert (_count(db_url, db.AuditEvent), _count(db_url, db.Municipality)) == before
+
+
+def test_an_unchanged_config_is_not_parsed_again(
+    example: Path, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daily load of unchanged files costs a hash; a changed file, or another folder of
+    the same region loaded in between, loads in full again."""
+    import hytetu.phases
+
+    first = phases.load(example, sqlite_url)
+    assert first.did["changes"] > 0
+    parsed = []
+    real = hytetu.phases.load_config
+    monkeypatch.setattr(hytetu.phases, "load_config", lambda f: parsed.append(f) or real(f))
+    again = phases.load(example, sqlite_url)
+    assert again.did == {"changes": 0, "unchanged": True} and parsed == []
+    assert again.warnings == first.warnings  # still shown (the Äänekoski warning)
+    edit(example, "cycle.yaml", "common_threshold: 2", "common_threshold: 3")
+    assert phases.load(example, sqlite_url).did["changes"] > 0 and len(parsed) == 1
+    other = tmp_path / "other"
+    shutil.copytree(example, other)
+    edit(other, "cycle.yaml", "common_threshold: 3", "common_threshold: 2")
+    assert phases.load(other, sqlite_url).did["changes"] > 0
+    # Back to the first folder, unchanged since its own last load: the DB holds the other's.
+    assert phases.load(example, sqlite_url).did["changes"] > 0
