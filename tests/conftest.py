@@ -64,6 +64,30 @@ def copy_sqlite(src: str | Path, dst: Path) -> str:
     return f"sqlite:///{dst}"
 
 
+def prefect_artifacts(flow_run_ids: list | None = None, key_like: str | None = None) -> list:
+    """The artifacts on the test Prefect API of these flow runs, or whose key is ``LIKE``
+    ``key_like``."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    wanted = ArtifactFilter(
+        flow_run_id=ArtifactFilterFlowRunId(any_=flow_run_ids) if flow_run_ids else None,
+        key=ArtifactFilterKey(like_=key_like) if key_like else None,
+    )
+
+    async def read() -> list:
+        async with get_client() as client:
+            return await client.read_artifacts(artifact_filter=wanted)
+
+    return asyncio.run(read())
+
+
 def add_finding(url: str, session_key: str, text: str, position: int = 999) -> None:
     """Add a finding to a held session's notes (safety × older people), as an edit would."""
     from sqlalchemy import select

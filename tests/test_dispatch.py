@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
-from conftest import EXAMPLE, add_finding, copy_sqlite, helsinki
+from conftest import EXAMPLE, add_finding, copy_sqlite, helsinki, prefect_artifacts
 from sqlalchemy import create_engine, select, text
 
 from hytetu import db, memos, migrate, phases
@@ -729,24 +729,13 @@ def test_a_live_runs_lease_is_not_taken_over(year_url: str, tmp_path: Path, smtp
 def test_the_flow_leaves_a_table_of_every_letter(
     prefect_api: None, year_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
     from flows.dispatch import dispatch_memos as flow
 
     monkeypatch.setenv("HYTETU_DATABASE_URL", year_url)
     state = flow(as_of=helsinki(AS_OF), out_dir=str(tmp_path / "out"), return_state=True)
     assert state.is_completed()
 
-    async def read() -> list:
-        async with get_client() as client:
-            return await client.read_artifacts(
-                artifact_filter=ArtifactFilter(
-                    flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
-                )
-            )
-
-    artifacts = asyncio.run(read())
+    artifacts = prefect_artifacts([state.state_details.flow_run_id])
     (letters,) = [a for a in artifacts if a.key == "dispatch-letters"]
     table = json.loads(letters.data) if isinstance(letters.data, str) else letters.data
     assert len(table) == LETTERS

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import EXAMPLE, ROOT, add_finding, copy_sqlite, helsinki
+from conftest import EXAMPLE, ROOT, add_finding, copy_sqlite, helsinki, prefect_artifacts
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -385,11 +385,6 @@ def test_suggested_cell_accuracy_held_out() -> None:
 def test_compile_flow_leaves_table_and_markdown_artifacts(
     prefect_api: None, loaded: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import asyncio
-
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
     from flows.compile import compile_findings
 
     monkeypatch.setenv("HYTETU_DATABASE_URL", loaded)
@@ -397,15 +392,7 @@ def test_compile_flow_leaves_table_and_markdown_artifacts(
     state = compile_findings(return_state=True)
     assert state.is_completed()
 
-    async def read() -> list:
-        async with get_client() as client:
-            return await client.read_artifacts(
-                artifact_filter=ArtifactFilter(
-                    flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
-                )
-            )
-
-    artifacts = {a.key: a for a in asyncio.run(read())}
+    artifacts = {a.key: a for a in prefect_artifacts([state.state_details.flow_run_id])}
     table = artifacts["hytetu-common-themes"]
     rows = json.loads(table.data) if isinstance(table.data, str) else table.data
     assert table.type == "table"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import email
 import io
 from email import policy
@@ -11,26 +10,11 @@ from pathlib import Path
 import icalendar
 import pytest
 import vobject
-from conftest import helsinki
+from conftest import helsinki, prefect_artifacts
 from pypdf import PdfReader
 from typer.testing import CliRunner
 
 pytestmark = pytest.mark.prefect
-
-
-def _artifacts(flow_run_id) -> list:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
-    async def read() -> list:
-        async with get_client() as client:
-            return await client.read_artifacts(
-                artifact_filter=ArtifactFilter(
-                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
-                )
-            )
-
-    return asyncio.run(read())
 
 
 def test_tick_runs_due_phases_as_flow_runs_with_artifacts(
@@ -51,7 +35,9 @@ def test_tick_runs_due_phases_as_flow_runs_with_artifacts(
         as_of=helsinki("2025-10-09 07:00"), out_dir=str(out), return_state=True
     )
     assert state.is_completed()
-    artifacts = [a for a in _artifacts(state.state_details.flow_run_id) if a.type == "markdown"]
+    artifacts = [
+        a for a in prefect_artifacts([state.state_details.flow_run_id]) if a.type == "markdown"
+    ]
     assert artifacts and "Kutsut" in artifacts[0].data
     assert "requests" in artifacts[0].data
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE, add_finding, helsinki
+from conftest import EXAMPLE, add_finding, helsinki, prefect_artifacts
 from pypdf import PdfReader
 from sqlalchemy import select
 
@@ -342,9 +342,6 @@ def _resume_when_paused(out_dir: str, run_input: dict, seen: dict) -> None:
 def test_review_flow_pauses_and_records_the_coordinators_decisions(
     prefect_api: None, own_year, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
     from flows.approval import review_memos
 
     url, base = own_year
@@ -391,17 +388,8 @@ def test_review_flow_pauses_and_records_the_coordinators_decisions(
         assert len(waiting) == 5 and JAMSA not in waiting
 
     # The coordinator read each memo as an artifact of the paused run.
-    async def artifacts() -> list:
-        async with get_client() as client:
-            return await client.read_artifacts(
-                artifact_filter=ArtifactFilter(
-                    flow_run_id=ArtifactFilterFlowRunId(any_=[seen["flow_run_id"]])
-                )
-            )
 
-    import asyncio
-
-    found = {a.key: a for a in asyncio.run(artifacts())}
+    found = {a.key: a for a in prefect_artifacts([seen["flow_run_id"]])}
     jamsa = found["memo-2025-muistio-jamsa-keuruu-multia-petajavesi"]
     assert jamsa.type == "markdown" and "# Muistio: Jämsä" in jamsa.data
     assert len([k for k in found if k and k.startswith("memo-")]) == 7

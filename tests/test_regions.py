@@ -6,7 +6,6 @@ database, as every county of Finland would share one installation.
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
 import shutil
@@ -14,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE, copy_sqlite, edit, helsinki
+from conftest import EXAMPLE, copy_sqlite, edit, helsinki, prefect_artifacts
 from sqlalchemy import func, select
 
 from hytetu import db, memos, phases
@@ -110,9 +109,6 @@ def test_approval_and_dispatch_stay_within_their_region(
 def test_the_tick_flow_runs_every_region_with_artifacts_of_its_own(
     prefect_api: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
     from flows.annual_cycle import annual_cycle
 
     url = f"sqlite:///{tmp_path / 'hytetu.db'}"
@@ -130,16 +126,8 @@ def test_the_tick_flow_runs_every_region_with_artifacts_of_its_own(
         "invitations"
     ]
 
-    async def keys() -> set[str]:
-        async with get_client() as client:
-            artifacts = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="hytetu-daily-tick-%"))
-            )
-        return {a.key for a in artifacts if a.key}
-
-    assert {"hytetu-daily-tick-keski-suomi", "hytetu-daily-tick-pohjois-savo"} <= asyncio.run(
-        keys()
-    )
+    keys = {a.key for a in prefect_artifacts(key_like="hytetu-daily-tick-%")}
+    assert {"hytetu-daily-tick-keski-suomi", "hytetu-daily-tick-pohjois-savo"} <= keys
     db.dispose(url)
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE, _drop_postgres_db, _new_postgres_db, helsinki
+from conftest import EXAMPLE, _drop_postgres_db, _new_postgres_db, helsinki, prefect_artifacts
 from sqlalchemy import func, select
 
 from hytetu import db, memos, phases
@@ -59,16 +59,6 @@ def _client_call(fn):
             return await fn(client)
 
     return asyncio.run(call())
-
-
-def _artifacts(flow_run_ids: list) -> list:
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
-    return _client_call(
-        lambda c: c.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=flow_run_ids))
-        )
-    )
 
 
 def _subflows_in_order(parent_id) -> list[tuple[str, object]]:
@@ -193,7 +183,7 @@ def test_late_ticks_catch_up_in_order_and_skip_invitations_to_past_sessions(
         assert s.scalar(select(func.count()).select_from(db.Finding)) > 0
         assert [v.status for v in memos.latest_versions(view)] == ["draft"] * 7
     # The tick that rendered the drafts asks for approval, and says how.
-    request = next(a for a in _artifacts([run_id]) if a.key == "hytetu-approval-request")
+    request = next(a for a in prefect_artifacts([run_id]) if a.key == "hytetu-approval-request")
     assert "7 muistioversiota odottaa" in request.data
     assert "hytetu memos approve" in request.data and "review-memos/review-memos" in request.data
     assert "2025-muistio-jamsa-keuruu-multia-petajavesi.pdf" in request.data
@@ -206,11 +196,11 @@ def test_tick_leaves_a_table_of_what_was_sent_to_whom(app_db: str, tmp_path: Pat
     assert due == ["invitations"]
     [(name, sub_id)] = _subflows_in_order(run_id)
     assert name == "send-invitations"
-    tables = [a for a in _artifacts([sub_id]) if a.type == "table"]
+    tables = [a for a in prefect_artifacts([sub_id]) if a.type == "table"]
     assert len(tables) == 1
     assert "paivi.makela@jamsa.example" in tables[0].data
     assert "Kutsu" in tables[0].data
-    tick_summary = next(a for a in _artifacts([run_id]) if a.key == "hytetu-daily-tick")
+    tick_summary = next(a for a in prefect_artifacts([run_id]) if a.key == "hytetu-daily-tick")
     assert "Kutsut / Invitations" in tick_summary.data
 
 
@@ -245,7 +235,7 @@ def test_bad_config_fails_the_run_with_the_problem_and_no_traceback(
     assert state.is_failed()
     assert "region.yaml:8" in state.message and "Helsinky" in state.message
     [artifact] = [
-        a for a in _artifacts([state.state_details.flow_run_id]) if a.key == "hytetu-failure"
+        a for a in prefect_artifacts([state.state_details.flow_run_id]) if a.key == "hytetu-failure"
     ]
     assert "region.yaml:8" in artifact.data and "Traceback" not in artifact.data
 
@@ -268,7 +258,7 @@ def test_a_failing_phase_fails_the_tick_naming_phase_file_and_line(
     assert state.is_failed()
     assert "2025-10-23-jamsa.yaml" in state.message and "ikaantyneeet" in state.message
     [artifact] = [
-        a for a in _artifacts([state.state_details.flow_run_id]) if a.key == "hytetu-failure"
+        a for a in prefect_artifacts([state.state_details.flow_run_id]) if a.key == "hytetu-failure"
     ]
     assert "Muistiinpanot tuotu / Session notes imported" in artifact.data
     assert "2025-10-23-jamsa.yaml:" in artifact.data and "Traceback" not in artifact.data
