@@ -300,8 +300,9 @@ def inputs_digest(view: CycleView) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def compile_cycle(view: CycleView) -> tuple[dict[str, Any], str]:
-    """Compile every imported session of the cycle. Returns (result, input hash)."""
+def compile_cycle(view: CycleView, inputs: str | None = None) -> tuple[dict[str, Any], str]:
+    """Compile every imported session of the cycle. Returns (result, input hash).
+    ``inputs``: ``inputs_digest(view)`` if the caller has it already."""
     threshold = int(view.cycle.settings.get("common_threshold", 2))
     pas, sas, cells = view.matrix()
     sessions = [s for s in view.sessions() if s.status == "scheduled"]
@@ -367,7 +368,7 @@ def compile_cycle(view: CycleView) -> tuple[dict[str, Any], str]:
 
     feedback, unclassified = _feedback(view, cell_results, fixes, applied)
     result = {
-        "inputs": inputs_digest(view),
+        "inputs": inputs or inputs_digest(view),
         "threshold": threshold,
         "groups": groups,
         "cells": cell_results,
@@ -396,9 +397,10 @@ def cross_cutting(cell_results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     people)."""
     nodes = [(c["priority_area"], c["service_area"], t) for c in cell_results for t in c["themes"]]
     parent = list(range(len(nodes)))
+    node_keys = [set().union(*(word_keys(m["text"]) for m in t["members"])) for _, _, t in nodes]
     index: dict[str, list[int]] = {}
-    for i, (_, _, t) in enumerate(nodes):
-        for key in set().union(*(word_keys(m["text"]) for m in t["members"])):
+    for i, keys in enumerate(node_keys):
+        for key in keys:
             index.setdefault(key, []).append(i)
 
     def root(i: int) -> int:
@@ -408,8 +410,7 @@ def cross_cutting(cell_results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return i
 
     for i in range(len(nodes)):
-        keys = set().union(*(word_keys(m["text"]) for m in nodes[i][2]["members"]))
-        for j in sorted({j for key in keys for j in index[key] if j > i}):
+        for j in sorted({j for key in node_keys[i] for j in index[key] if j > i}):
             if nodes[i][:2] == nodes[j][:2] or root(i) == root(j):
                 continue
             ti, tj = nodes[i][2], nodes[j][2]
@@ -554,9 +555,10 @@ def compile_and_store(view: CycleView) -> tuple[db.Compilation, bool]:
     """Store a compilation unless the newest one came from the same inputs (then nothing
     is compiled: comparing the inputs' fingerprint is enough)."""
     latest = latest_compilation(view)
-    if latest is not None and latest.result.get("inputs") == inputs_digest(view):
+    inputs = inputs_digest(view)
+    if latest is not None and latest.result.get("inputs") == inputs:
         return latest, False
-    result, digest = compile_cycle(view)
+    result, digest = compile_cycle(view, inputs)
     if latest is not None and latest.input_hash == digest:
         return latest, False
     row = db.Compilation(cycle_id=view.cycle.id, input_hash=digest, result=result)
