@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hytetu import db, feedback, feedback_import, findings, invitations, memos, notes
+from hytetu import db, feedback, feedback_import, findings, invitations, memos, notes, state
 from hytetu.config import Config, load_config
 from hytetu.dispatch import dispatch_memos
 from hytetu.load import load_config_into_db
@@ -374,9 +374,7 @@ def resolve_as_of(
 def region_keys(url: str | None = None) -> list[str]:
     """The regions that have a cycle in the database, in key order."""
     with db.session_scope(url) as s:
-        return list(
-            s.scalars(select(db.Region.key).join(db.Cycle).distinct().order_by(db.Region.key))
-        )
+        return state.region_keys(s)
 
 
 def region_out(out: Path, region: str, regions: list[str]) -> Path:

@@ -128,6 +128,12 @@ class CycleView:
         return pas, sas, cells
 
 
+def region_keys(session: Session) -> list[str]:
+    """The regions that have a cycle in the database, in key order."""
+    query = select(db.Region.key).join(db.Cycle).distinct().order_by(db.Region.key)
+    return list(session.scalars(query))
+
+
 def cycle_view(
     session: Session, region_key: str | None = None, year: int | None = None
 ) -> CycleView:
@@ -137,7 +143,7 @@ def cycle_view(
     if region_key:
         query = query.where(db.Region.key == region_key)
     else:
-        keys = sorted(set(session.scalars(select(db.Region.key).join(db.Cycle))))
+        keys = region_keys(session)
         if len(keys) > 1:
             raise StateError(
                 f"the database holds {len(keys)} regions ({', '.join(keys)}): "
