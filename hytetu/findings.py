@@ -15,78 +15,27 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 
 from hytetu import db
-from hytetu.classify import CONFIDENCE_THRESHOLD, CellClassifier, same_word, stems
+from hytetu.classify import CONFIDENCE_THRESHOLD, CellClassifier
 from hytetu.errors import StateError
+from hytetu.language import Matcher, analyser_name, vectors
 from hytetu.state import CycleView
 
-MERGE_THRESHOLD = 0.6
+# Fixed on the development set (tests/data/matching_dev.yaml), never on the example: at or
+# above MERGE_THRESHOLD two findings are one theme; from SUGGEST_THRESHOLD up to it, the
+# pair is offered to the coordinator as a possible merge.
+MERGE_THRESHOLD = 0.25
+SUGGEST_THRESHOLD = 0.08
+SAME_GROUP_PENALTY = 0.2
+SUGGESTIONS_PER_THEME = 5
 # Across cells the claim is stronger (the same theme, elsewhere), so the bar is higher:
 # generic words ("yhteistyö", "kunnat") otherwise chain unrelated themes together.
-CROSS_THRESHOLD = 0.75
-
-
-@lru_cache(maxsize=20000)
-def signature(text: str) -> tuple[str, ...]:
-    """Stemmed content words of a finding, order-free and case-free."""
-    return tuple(sorted(set(stems(text))))
-
-
-def similarity(a: str, b: str) -> float:
-    """How alike two findings are, 0..1.
-
-    The Dice coefficient over stemmed words, where inflections and compound heads match
-    (``classify.same_word``), each word paired with one word of the other. A finding of two
-    or more words wholly contained in one at most three times as long scores 1
-    ("Kaatumisten ehkäisy" in "Kaatumisten ehkäisy ja toimintakyvyn tukeminen").
-    """
-    sa, sb = signature(a), signature(b)
-    if not sa or not sb:
-        return 1.0 if _norm(a) == _norm(b) else 0.0
-    small, big = (sa, sb) if len(sa) <= len(sb) else (sb, sa)
-    # One word matches one word: "liikuntaneuvonta" and "elämäntapaneuvonta" do not both
-    # pair with a single "neuvonta".
-    free = list(big)
-    matched = narrower = 0
-    for x in small:
-        y = next((y for y in free if same_word(x, y)), None)
-        if y is not None:
-            free.remove(y)
-            matched += 1
-            # "potilasjärjestö" is narrower than "järjestö": not contained in it.
-            narrower += len(x) > len(y) + 2 and x.endswith(y)
-    if len(small) >= 2 and matched == len(small) and not narrower and len(big) <= 3 * len(small):
-        return 1.0
-    return 2 * matched / (len(sa) + len(sb))
-
-
-def same_theme(a: str, b: str) -> bool:
-    return similarity(a, b) >= MERGE_THRESHOLD
-
-
-@lru_cache(maxsize=50000)
-def word_keys(text: str) -> frozenset[str]:
-    """Keys two findings share whenever ``similarity`` can be above 0: the first four
-    letters of each stem (inflections, slips), every ending of five letters or more
-    (compound heads), short stems whole, and the text itself when it has no content
-    words. Comparing only findings that share a key gives the same result as comparing
-    all pairs, without the quadratic cost (the whole country has 20,000 findings)."""
-    sig = signature(text)
-    if not sig:
-        return frozenset({"n:" + _norm(text)})
-    keys: set[str] = set()
-    for w in sig:
-        if len(w) < 4:
-            keys.add("e:" + w)
-            continue
-        keys.add("p:" + w[:4])
-        keys.update("s:" + w[-k:] for k in range(5, len(w) + 1))
-    return frozenset(keys)
+CROSS_THRESHOLD = 0.55
 
 
 def _norm(text: str) -> str:
@@ -99,37 +48,116 @@ class _Item:
     text: str
 
 
-def cluster(items: list[_Item]) -> list[list[_Item]]:
-    """Single-link clustering of findings whose similarity reaches the threshold."""
-    clusters: list[list[_Item]] = []
-    for item in items:
-        joined = [c for c in clusters if any(same_theme(item.text, o.text) for o in c)]
-        merged = [item]
-        for c in joined:
-            merged = c + merged
-            clusters.remove(c)
-        clusters.append(merged)
-    return clusters
+def matcher(view: CycleView, texts: list[str]) -> Matcher:
+    """A matcher whose word weights come from this cycle's findings and goal matrix."""
+    _, _, cells = view.matrix()
+    corpus = list(texts)
+    for cell in cells.values():
+        corpus += [view.text(cell.goal), view.text(cell.background)]
+    return Matcher(corpus, tuple(view.region.languages or ["fi"]))
 
 
-def _representative(texts: list[str]) -> str:
-    """The wording most like the others (the medoid); the shorter one on a tie."""
+def cluster(
+    items: list[_Item], m: Matcher, threshold: float = MERGE_THRESHOLD
+) -> list[list[_Item]]:
+    """Average-link clustering of one cell's findings: the two themes whose findings are
+    most alike on average merge, while that average reaches ``threshold``. Average (not
+    single) link, so that a chain of look-alikes does not pull unrelated points together."""
+    n = len(items)
+    if n == 0:
+        return []
+    total = m.similarities([i.text for i in items])
+    if SAME_GROUP_PENALTY:
+        groups = np.array([i.group for i in items])
+        same = groups[:, None] == groups[None, :]
+        np.fill_diagonal(same, False)
+        total = total - SAME_GROUP_PENALTY * same
+    members: dict[int, list[int]] = {i: [i] for i in range(n)}
+    active = np.ones(n, dtype=bool)
+    sizes = np.ones(n, dtype=np.float64)
+    while len(members) > 1:
+        avg = total / np.outer(sizes, sizes)
+        np.fill_diagonal(avg, -1.0)
+        avg[~active, :] = -1.0
+        avg[:, ~active] = -1.0
+        i, j = sorted(int(k) for k in np.unravel_index(int(np.argmax(avg)), avg.shape))
+        if avg[i, j] < threshold:
+            break
+        total[i, :] += total[j, :]
+        total[:, i] = total[i, :]
+        sizes[i] += sizes[j]
+        members[i] += members.pop(j)
+        active[j] = False
+    return [[items[k] for k in g] for g in members.values()]
+
+
+def assess(
+    clusters: list[list[_Item]], m: Matcher, suggest: float = SUGGEST_THRESHOLD
+) -> tuple[list[float], list[dict[str, Any]]]:
+    """How sure each theme is, and which pairs of themes may still be one point.
+
+    A theme's confidence is the lower of how alike its findings are on average (1 for a
+    single finding) and how far it stands from the nearest other theme (1 minus the best
+    score of a finding of it with one of the other). Two themes whose closest findings
+    score ``suggest`` or more are a suggestion: both texts with their groups; a theme is
+    offered its ``SUGGESTIONS_PER_THEME`` best, so the coordinator is not flooded."""
+    nearest = [0.0] * len(clusters)
+    candidates: list[tuple[float, int, int, dict[str, Any]]] = []
+    for a, ca in enumerate(clusters):
+        for b in range(a + 1, len(clusters)):
+            cb = clusters[b]
+            score, x, y = max(
+                ((m.similarity(x.text, y.text), x.text, y.text) for x in ca for y in cb),
+                key=lambda t: t[0],
+            )
+            nearest[a] = max(nearest[a], score)
+            nearest[b] = max(nearest[b], score)
+            if score >= suggest:
+                suggestion = {
+                    "a": x,
+                    "b": y,
+                    "groups_a": sorted({i.group for i in ca}),
+                    "groups_b": sorted({i.group for i in cb}),
+                    "score": round(score, 3),
+                }
+                candidates.append((score, a, b, suggestion))
+    candidates.sort(key=lambda c: (-c[0], c[3]["a"], c[3]["b"]))
+    offered: Counter[int] = Counter()
+    suggestions: list[dict[str, Any]] = []
+    for _, a, b, suggestion in candidates:
+        if min(offered[a], offered[b]) < SUGGESTIONS_PER_THEME:
+            suggestions.append(suggestion)
+            offered[a] += 1
+            offered[b] += 1
+    confidence = []
+    for c, near in zip(clusters, nearest, strict=True):
+        pairs = [m.similarity(x.text, y.text) for i, x in enumerate(c) for y in c[i + 1 :]]
+        cohesion = sum(pairs) / len(pairs) if pairs else 1.0
+        confidence.append(round(min(cohesion, 1.0 - near), 3))
+    return confidence, suggestions
+
+
+def _representative(texts: list[str], m: Matcher) -> str:
+    """The shortest of the wordings nearly as like the others as the most central one (the
+    medoid): a theme's name in the summary's matrix, where a secretary's long sentence
+    with its local detail does not fit. Of two, the shorter."""
     if len(texts) <= 2:
         return min(texts, key=lambda t: (len(t), t))
-    return max(
-        texts, key=lambda t: (sum(similarity(t, o) for o in texts if o is not t), -len(t), t)
-    )
+    central = {t: sum(m.similarity(t, o) for o in texts if o is not t) for t in texts}
+    best = max(central.values())
+    return min((t for t in texts if central[t] >= 0.8 * best), key=lambda t: (len(t), t))
 
 
-def _theme(members: list[_Item], cell: str) -> dict[str, Any]:
-    groups = sorted({m.group for m in members})
-    texts = [m.text for m in members]
+def _theme(members: list[_Item], cell: str, m: Matcher, confidence: float = 1.0) -> dict[str, Any]:
+    groups = sorted({x.group for x in members})
+    texts = [x.text for x in members]
     key = hashlib.sha1("\n".join([cell, *sorted(texts)]).encode()).hexdigest()[:10]
     return {
         "key": key,
-        "text": _representative(texts),
+        "text": _representative(texts, m),
         "groups": groups,
-        "members": [{"group": m.group, "text": m.text} for m in members],
+        "members": [{"group": x.group, "text": x.text} for x in members],
+        "confidence": confidence,
     }
 
 
@@ -341,6 +369,7 @@ def compile_cycle(view: CycleView, inputs: str | None = None) -> tuple[dict[str,
             elif (key := (f.priority_area_key or "", f.service_area_key or "")) in per_cell:
                 per_cell[key].append(_Item(label, f.text))
 
+    m = matcher(view, [i.text for items in per_cell.values() for i in items])
     fixes = corrections(view)
     applied: dict[int, bool] = {}
     cell_results = []
@@ -350,11 +379,12 @@ def compile_cycle(view: CycleView, inputs: str | None = None) -> tuple[dict[str,
             if (pa.key, sa.key) not in cells:
                 continue
             ck = _cell_key(pa.key, sa.key)
-            clusters = cluster(per_cell[(pa.key, sa.key)])
+            clusters = cluster(per_cell[(pa.key, sa.key)], m)
             for fix in fixes:
                 if fix.kind in ("merge", "split") and fix.payload.get("cell") == ck:
                     applied[fix.id] = _apply(clusters, fix)
-            themes = [_theme(c, ck) for c in clusters]
+            confidence, suggestions = assess(clusters, m)
+            themes = [_theme(c, ck, m, x) for c, x in zip(clusters, confidence, strict=True)]
             themes.sort(key=lambda t: (-len(t["groups"]), t["text"]))
             for t in themes:
                 t["common"] = len(t["groups"]) >= threshold
@@ -363,17 +393,24 @@ def compile_cycle(view: CycleView, inputs: str | None = None) -> tuple[dict[str,
                         {"priority_area": pa.key, "service_area": sa.key, "text": t["text"]}
                     )
             cell_results.append(
-                {"priority_area": pa.key, "service_area": sa.key, "themes": themes, "feedback": []}
+                {
+                    "priority_area": pa.key,
+                    "service_area": sa.key,
+                    "themes": themes,
+                    "suggestions": suggestions,
+                    "feedback": [],
+                }
             )
 
-    feedback, unclassified = _feedback(view, cell_results, fixes, applied)
+    feedback, unclassified = _feedback(view, cell_results, fixes, applied, m)
     result = {
         "inputs": inputs or inputs_digest(view),
+        "analyser": {"morphology": analyser_name(), "vectors": vectors.available()},
         "threshold": threshold,
         "groups": groups,
         "cells": cell_results,
         "specific": specific,
-        "cross_cutting": cross_cutting(cell_results),
+        "cross_cutting": cross_cutting(cell_results, m),
         "general": general,
         "stakeholders": stakeholders,
         "forum": forum,
@@ -390,14 +427,16 @@ def compile_cycle(view: CycleView, inputs: str | None = None) -> tuple[dict[str,
     return result, digest
 
 
-def cross_cutting(cell_results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def cross_cutting(cell_results: list[dict[str, Any]], m: Matcher) -> list[dict[str, Any]]:
     """Themes that recur in two or more cells. ``along`` names the priority area or service
     area whose cells they run through; it is empty when the cells share neither
     (lähisuhdeväkivalta raised under safety × health care and mental wellbeing × older
     people)."""
     nodes = [(c["priority_area"], c["service_area"], t) for c in cell_results for t in c["themes"]]
+    # Every pair of findings scored at once (cached in the matcher), then looked up.
+    m.similarities(sorted({x["text"] for _, _, t in nodes for x in t["members"]}))
     parent = list(range(len(nodes)))
-    node_keys = [set().union(*(word_keys(m["text"]) for m in t["members"])) for _, _, t in nodes]
+    node_keys = [set().union(*(m.keys(x["text"]) for x in t["members"])) for _, _, t in nodes]
     index: dict[str, list[int]] = {}
     for i, keys in enumerate(node_keys):
         for key in keys:
@@ -415,8 +454,8 @@ def cross_cutting(cell_results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             ti, tj = nodes[i][2], nodes[j][2]
             if any(
-                word_keys(a["text"]) & word_keys(b["text"])
-                and similarity(a["text"], b["text"]) >= CROSS_THRESHOLD
+                m.keys(a["text"]) & m.keys(b["text"])
+                and m.similarity(a["text"], b["text"]) >= CROSS_THRESHOLD
                 for a in ti["members"]
                 for b in tj["members"]
             ):
@@ -436,7 +475,7 @@ def cross_cutting(cell_results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         texts = [m["text"] for i in idx for m in nodes[i][2]["members"]]
         out.append(
             {
-                "text": _representative(texts),
+                "text": _representative(texts, m),
                 "cells": [{"priority_area": pa, "service_area": sa} for pa, sa in where],
                 "along": sorted(along, key=lambda a: (a["axis"], a["key"])),
                 "groups": sorted({g for i in idx for g in nodes[i][2]["groups"]}),
@@ -446,7 +485,8 @@ def cross_cutting(cell_results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _classifier(view: CycleView, cell_results: list[dict[str, Any]]) -> CellClassifier:
+def classifier_for(view: CycleView, cell_results: list[dict[str, Any]]) -> CellClassifier:
+    """The suggested-cell classifier over the goal matrix and the compiled findings."""
     pas, sas, cells = view.matrix()
     pa_names = {p.key: view.text(p.name) for p in pas}
     sa_names = {s.key: view.text(s.name) for s in sas}
@@ -461,7 +501,7 @@ def _classifier(view: CycleView, cell_results: list[dict[str, Any]]) -> CellClas
             sa_names[k[1]],
             *(m["text"] for t in c["themes"] for m in t["members"]),
         ]
-    return CellClassifier(docs)
+    return CellClassifier(docs, tuple(view.region.languages or ["fi"]))
 
 
 def _feedback(
@@ -469,6 +509,7 @@ def _feedback(
     cell_results: list[dict[str, Any]],
     fixes: list[db.FindingCorrection],
     applied: dict[int, bool],
+    m: Matcher,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     responses = list(
         view.session.scalars(
@@ -509,7 +550,7 @@ def _feedback(
         elif given in by_cell:
             target, entry["how"] = given, "given"
         else:
-            classifier = classifier or _classifier(view, cell_results)
+            classifier = classifier or classifier_for(view, cell_results)
             suggestions = classifier.suggest(r.text)
             entry["suggestions"] = [
                 {
@@ -529,15 +570,18 @@ def _feedback(
             unclassified.append(entry)
             continue
         per_cell[target] += 1
-        cell = by_cell[target]
-        cell["feedback"].append(entry)
-        keys = word_keys(r.text)
-        for t in cell["themes"]:
-            if any(
-                keys & word_keys(m["text"]) and same_theme(r.text, m["text"]) for m in t["members"]
-            ):
-                t["feedback"] = t.get("feedback", 0) + 1
-                break
+        by_cell[target]["feedback"].append(entry)
+    # A response counts for the first theme of its cell that it says the same as.
+    for cell in cell_results:
+        members = [x["text"] for t in cell["themes"] for x in t["members"]]
+        if not (cell["feedback"] and members):
+            continue
+        m.similarities(members + [e["text"] for e in cell["feedback"]])
+        for e in cell["feedback"]:
+            for t in cell["themes"]:
+                if any(m.similarity(e["text"], x["text"]) >= MERGE_THRESHOLD for x in t["members"]):
+                    t["feedback"] = t.get("feedback", 0) + 1
+                    break
     counts = {
         "total": len(responses),
         "on_time": sum(1 for r in responses if not r.late),

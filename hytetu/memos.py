@@ -104,8 +104,15 @@ def group_memo_context(
         for theme in cell["themes"]:
             for m in theme["members"]:
                 if m["group"] == group_key:
+                    # Only what the compilation shows is said of the other groups: that
+                    # they raised the same point (``shared``: how many), never that they
+                    # did not (a point worded otherwise elsewhere may have been missed).
                     discussion[f"{cell['priority_area']}/{cell['service_area']}"].append(
-                        {"text": m["text"], "specific": theme["groups"] == [group_key]}
+                        {
+                            "text": m["text"],
+                            "member": m["text"],
+                            "shared": len(set(theme["groups"]) - {group_key}),
+                        }
                     )
     members = {m.key for m in s.group.municipalities}
     names = {m.key: view.text(m.name, language) for m in s.group.municipalities}
@@ -137,7 +144,7 @@ def group_memo_context(
         "attendees": s.attendees or [],
         "participants": participants_by_type(s.attendees),
         "discussion": dict(discussion),
-        "specific_count": sum(1 for v in discussion.values() for f in v if f["specific"]),
+        "shared_count": sum(1 for v in discussion.values() for f in v if f["shared"]),
         "general": [g["text"] for g in result["general"] if g["group"] == group_key],
         "stakeholder_remarks": [
             g["text"] for g in result["stakeholders"] if g["group"] == group_key
@@ -412,7 +419,6 @@ class _Markdown(HTMLParser):
             return
         if self.skip:
             return
-        classes = (dict(attrs).get("class") or "").split()
         if self.cell is not None:
             if tag == "li" and self.cell[1]:
                 self.cell[1].append("; ")
@@ -425,8 +431,6 @@ class _Markdown(HTMLParser):
             self.lists.append([tag, 0])
         elif tag == "li":
             self._flush()
-            if "specific" in classes:
-                self.line.append("**")
         elif tag == "br":
             self.line.append("\n")
         elif tag in ("strong", "b"):
@@ -459,8 +463,6 @@ class _Markdown(HTMLParser):
         elif tag == "li" and self.lists:
             kind = self.lists[-1]
             kind[1] = int(kind[1]) + 1
-            if self.line and self.line[0] == "**":
-                self.line.append("**")
             marker = f"{kind[1]}. " if kind[0] == "ol" else "- "
             self._flush("  " * (len(self.lists) - 1) + marker)
         elif tag in ("ul", "ol") and self.lists:

@@ -96,9 +96,11 @@ def test_memo_has_the_sections_of_a_memo(year) -> None:
         assert heading in text, heading
     # Participants grouped by type: the employment area is listed under its type.
     assert re.search(r"Työllisyysalueet Jämsän ja Keuruun työllisyysalue", text)
-    # The group's own emphases are marked, in the layout and in words.
-    assert 'class="specific"' in html
-    assert "oma painotus" in text
+    # What other groups raised too is marked, in the layout and in words; nothing says
+    # that the others did not raise a point (the compile may have missed its wording).
+    assert 'class="shared"' in html
+    assert "myös muualla" in text
+    assert "eivät nostaneet" not in text
 
 
 def test_pdf_metadata_and_pdfa_identification(year) -> None:
@@ -132,7 +134,8 @@ def test_summary_matrix_pages_are_landscape_with_five_columns(year) -> None:
     _, pdf, html = _version(url, SUMMARY)
     reader = PdfReader(io.BytesIO(pdf))
     landscape = [p for p in reader.pages if float(p.mediabox.width) > float(p.mediabox.height)]
-    assert len(landscape) == 3  # one per priority area
+    # One table per priority area; a long one goes on over a second page.
+    assert len(landscape) >= 3
     for page in landscape:
         text = _normal(page.extract_text())
         for column in (
@@ -178,7 +181,7 @@ def test_bilingual_region_gets_swedish_documents_too(own_year) -> None:
     assert reader.trailer["/Root"]["/Lang"] == "sv"
     assert reader.metadata.title == "Promemoria: Jämsä, Keuruu, Multia ja Petäjävesi"
     text = _text(pdf)
-    for word in ("Deltagare", "Bakgrund", "Program", "Fortsatta åtgärder", "egen betoning"):
+    for word in ("Deltagare", "Bakgrund", "Program", "Fortsatta åtgärder", "även på annat håll"):
         assert word in text
     for finding in findings:
         assert _normal(finding) in text
@@ -260,7 +263,7 @@ def test_review_markdown_is_the_memo_text_not_html(year, tmp_path: Path) -> None
     assert md.count("# Muistio: Jämsä, Keuruu, Multia ja Petäjävesi") == 1
     assert "\n## Osallistujat\n" in md and "\n### Arjen turvallisuuden edistäminen\n" in md
     assert "- **Työllisyysalueet**: Jämsän ja Keuruun työllisyysalue" in md
-    assert re.search(r"\n- \*\*[^*\n]+ oma painotus\*\*\n", md)  # marked emphasis
+    assert re.search(r"\n- [^\n]+ myös muualla \(\d\)\n", md)  # raised by other groups too
     assert "<" not in md.replace("&lt;", "")
     assert f"({'file://' + item['pdf']})" in md and Path(item["pdf"]).read_bytes()[:5] == b"%PDF-"
     assert re.fullmatch(r"[a-z0-9-]+", item["key"])

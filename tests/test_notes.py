@@ -119,13 +119,13 @@ def test_reimport_is_idempotent_and_reports_changes(
     ws = wb[notes.FINDINGS_SHEET]
     row = next(r[0].row for r in ws.iter_rows(min_row=2) if r[1].value == "ikaantyneet")
     ws.cell(row, 7).value = ws.cell(row, 7).value.replace(
-        "• Asumisturvallisuuden parantaminen", "• Asumisturvallisuuden parantaminen kotona"
+        "• Kaatumisten syistä ei yhteistä tietoa", "• Kaatumisten syistä ei yhteistä tietopohjaa"
     )
     wb.save(path)
     result = import_(loaded, path)
     assert result.changed
-    assert result.added == ["Asumisturvallisuuden parantaminen kotona"]
-    assert result.removed == ["Asumisturvallisuuden parantaminen"]
+    assert result.added == ["Kaatumisten syistä ei yhteistä tietopohjaa"]
+    assert result.removed == ["Kaatumisten syistä ei yhteistä tietoa"]
     assert len(findings_of(loaded)) == len(yaml_notes.general) + len(
         yaml_notes.stakeholder_remarks
     ) + sum(len(c.items) for c in yaml_notes.findings)
