@@ -239,7 +239,11 @@ class DispatchSettings(_Model):
     lease_seconds: int = Field(
         600,
         ge=0,
-        description="A message left 'sending' this long by a run that died is checked and re-sent",
+        description=(
+            "Any message (invitation, reminder, notice, letter) left 'sending' this long by a "
+            "run that died is checked and re-sent; at once when that run's process on the "
+            "same machine is gone"
+        ),
     )
 
 
