@@ -391,6 +391,19 @@ def load_config(folder: Path | str) -> Config:
     """Load and check a config folder. Raises ``ConfigError`` with every problem found."""
     folder = Path(folder)
     if folder.is_file():
+        if folder.name not in (REGION_FILE, CYCLE_FILE):
+            raise ConfigError(
+                f"{folder}: not a config folder",
+                problems=[
+                    Problem(
+                        str(folder),
+                        None,
+                        "",
+                        f"a file, not a config folder: give the folder that holds "
+                        f"{REGION_FILE} and {CYCLE_FILE}",
+                    )
+                ],
+            )
         folder = folder.parent
     problems: list[Problem] = []
     docs: dict[str, YamlDoc] = {}
