@@ -239,7 +239,11 @@ class DispatchSettings(_Model):
     lease_seconds: int = Field(
         600,
         ge=0,
-        description="A message left 'sending' this long by a run that died is checked and re-sent",
+        description=(
+            "Any message (invitation, reminder, notice, letter) left 'sending' this long by a "
+            "run that died is checked and re-sent; at once when that run's process on the "
+            "same machine is gone"
+        ),
     )
 
 
@@ -387,6 +391,19 @@ def load_config(folder: Path | str) -> Config:
     """Load and check a config folder. Raises ``ConfigError`` with every problem found."""
     folder = Path(folder)
     if folder.is_file():
+        if folder.name not in (REGION_FILE, CYCLE_FILE):
+            raise ConfigError(
+                f"{folder}: not a config folder",
+                problems=[
+                    Problem(
+                        str(folder),
+                        None,
+                        "",
+                        f"a file, not a config folder: give the folder that holds "
+                        f"{REGION_FILE} and {CYCLE_FILE}",
+                    )
+                ],
+            )
         folder = folder.parent
     problems: list[Problem] = []
     docs: dict[str, YamlDoc] = {}

@@ -317,7 +317,6 @@ def dispatch_memos(
         cycle_id=cycle_id,
         sender_email=sender,
         purposes=["memo"],
-        recover=True,
         lease_seconds=settings.lease_seconds,
         retry=retry or RetryPolicy(attempts=4, base=2.0, cap=60.0),
         limiter=limiter,

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from hytetu import db, feedback
 from hytetu.config import FeedbackImport
 from hytetu.errors import FeedbackImportError, Problem
+from hytetu.inputs import UnreadableFile, open_input, read_input, wrong_type
 from hytetu.safe import FORMULA_START
 from hytetu.state import CycleView
 
@@ -130,9 +131,11 @@ def _norm(value: str) -> str:
 
 
 def _fail(display: str, line: int | None, column: str, message: str) -> FeedbackImportError:
-    return FeedbackImportError(
-        f"{display}: cannot import the feedback", problems=[Problem(display, line, column, message)]
-    )
+    return _refused(display, Problem(display, line, column, message))
+
+
+def _refused(display: str, problem: Problem) -> FeedbackImportError:
+    return FeedbackImportError(f"{display}: cannot import the feedback", problems=[problem])
 
 
 def _decode(data: bytes, display: str) -> str:
@@ -184,38 +187,103 @@ def _read_csv(data: bytes, display: str) -> list[tuple[int, list[Any]]]:
     text = _decode(data, display)
     first = text.split("\n", 1)[0]
     delimiter = max(";,\t", key=first.count)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    # strict: a quote that is never closed is an error, not a cell holding the rest of the file
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    rows: list[tuple[int, list[Any]]] = []
+    starts: list[int] = []  # the line of the file each row starts on
     try:
-        return [(i, row) for i, row in enumerate(reader, start=1)]
+        for number, row in enumerate(reader, start=1):
+            rows.append((number, row))
+            starts.append(reader.line_num - sum(c.count("\n") for c in row))
     except csv.Error as e:
-        raise _fail(display, reader.line_num, "", f"not readable as CSV: {e}") from None
+        if str(e) == "unexpected end of data":
+            raise _fail(display, len(rows) + 1, "", _UNCLOSED) from None
+        raise _fail(
+            display,
+            len(rows) + 1,
+            "",
+            f"not readable as CSV (line {reader.line_num} of the file): {e}; a quote that "
+            "ends a quoted cell must be followed by the delimiter or the end of the line",
+        ) from None
+    fields = len(rows[0][1]) if rows else 0
+    for (number, row), start in zip(rows, starts, strict=True):
+        merged = _merged_line(row, delimiter, fields)
+        if merged is not None:
+            raise _fail(
+                display,
+                number,
+                "",
+                f"a quoted cell of this row (line {start} of the file) runs on over line "
+                f"{start + merged}, which reads like a row of its own: the quotes are "
+                "unbalanced and rows would be merged; fix the quoting (a quote inside a cell "
+                "is written twice) or export the form again",
+            )
+    return rows
+
+
+_UNCLOSED = (
+    "a quote opened on this row is never closed: the rest of the file would be read as one "
+    "cell; fix the quoting (a quote inside a cell is written twice) or export again"
+)
+
+
+def _merged_line(row: list[str], delimiter: str, fields: int) -> int | None:
+    """The line (counted from the record's first) on which a quoted cell of ``row``
+    swallows what reads as a row of its own: split at the delimiter (with the cells after
+    it, on the cell's last line) it has the header's number of values, one of them a time.
+    Answers over several lines are normal; a line of them that is a whole row is not."""
+    if fields < 2:
+        return None
+    offset = 0
+    for k, cell in enumerate(row):
+        lines = cell.split("\n")
+        for i, line in enumerate(lines[1:], start=1):
+            parts = line.split(delimiter)
+            after = len(row) - k - 1 if i == len(lines) - 1 else 0
+            if len(parts) + after == fields and any(_naive_time(p) for p in parts):
+                return offset + i
+        offset += len(lines) - 1
+    return None
 
 
 def _read_xlsx(path: Path, display: str) -> list[tuple[int, list[Any]]]:
     from openpyxl import load_workbook
 
     try:
-        book = load_workbook(path, read_only=True, data_only=False)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
-        raise _fail(display, None, "", f"not an XLSX workbook ({type(e).__name__})") from None
-    except Exception as e:  # openpyxl raises its own InvalidFileException and friends
-        raise _fail(display, None, "", f"not an XLSX workbook ({type(e).__name__})") from None
-    try:
-        sheet = book.worksheets[0]
-        return [(i, list(row)) for i, row in enumerate(sheet.iter_rows(values_only=True), 1)]
-    finally:
-        book.close()
+        handle = open_input(path, display)
+    except UnreadableFile as e:
+        raise _refused(display, e.problem) from None
+    with handle:
+        try:
+            book = load_workbook(handle, read_only=True, data_only=False)
+        except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
+            raise _fail(display, None, "", f"not an XLSX workbook ({type(e).__name__})") from None
+        except Exception as e:  # openpyxl raises its own InvalidFileException and friends
+            raise _fail(display, None, "", f"not an XLSX workbook ({type(e).__name__})") from None
+        try:
+            sheet = book.worksheets[0]
+            return [(i, list(row)) for i, row in enumerate(sheet.iter_rows(values_only=True), 1)]
+        finally:
+            book.close()
 
 
 def read_rows(path: Path, display: str | None = None) -> list[tuple[int, list[Any]]]:
-    """(row number, cells) of the first sheet or the CSV; row 1 is normally the header."""
+    """(row number, cells) of the first sheet or the CSV; row 1 is normally the header
+    (in a CSV the number is the line the record starts on)."""
     display = display or str(path)
-    suffix = path.suffix.lower()
-    if suffix not in (*SUFFIXES, ".txt"):
-        raise _fail(display, None, "", f"unknown file type {suffix!r}: use .csv or .xlsx")
-    if suffix == ".xlsx":
+    wrong = wrong_type(path, display, (*SUFFIXES, ".txt"))
+    if wrong is not None:
+        raise _refused(display, wrong)
+    if path.suffix.lower() == ".xlsx":
         return _read_xlsx(path, display)
-    return _read_csv(path.read_bytes(), display)
+    return _read_csv(_read(path, display), display)
+
+
+def _read(path: Path, display: str) -> bytes:
+    try:
+        return read_input(path, display)
+    except UnreadableFile as e:
+        raise _refused(display, e.problem) from None
 
 
 # --- checking rows ------------------------------------------------------------------
@@ -276,24 +344,25 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def _parse_time(value: Any, view: CycleView) -> datetime | None:
-    moment: datetime | None
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        text = " ".join(_cell_text(value).split())
-        moment = None
+def _naive_time(value: Any) -> datetime | None:
+    """A cell's text read as a time in one of the formats form services export."""
+    text = " ".join(_cell_text(value).split())
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    for fmt in _TIME_FORMATS:
         try:
-            moment = datetime.fromisoformat(text)
+            return datetime.strptime(text, fmt)
         except ValueError:
-            for fmt in _TIME_FORMATS:
-                try:
-                    moment = datetime.strptime(text, fmt)
-                    break
-                except ValueError:
-                    continue
-        if moment is None:
-            return None
+            continue
+    return None
+
+
+def _parse_time(value: Any, view: CycleView) -> datetime | None:
+    moment = value if isinstance(value, datetime) else _naive_time(value)
+    if moment is None:
+        return None
     # Form services export local wall-clock times: the region's zone.
     return moment.replace(tzinfo=view.tz) if moment.tzinfo is None else moment
 
@@ -433,7 +502,7 @@ def parse_export(
 
 
 def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashlib.sha256(_read(path, str(path))).hexdigest()
 
 
 def import_file(

@@ -24,6 +24,7 @@ from sqlalchemy import delete, select
 from hytetu import db
 from hytetu.config import _pydantic_problems
 from hytetu.errors import NotesError, Problem
+from hytetu.inputs import UnreadableFile, open_input, read_input, wrong_type
 from hytetu.safe import protect_workbook
 from hytetu.state import CycleView
 from hytetu.yamlsource import YamlSyntaxError, control_problems, load_yaml
@@ -113,13 +114,19 @@ def notes_digest(path: Path) -> str:
     change gives the same digest)."""
     if path.suffix.lower() == ".xlsx":
         return workbook_digest(path)
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    try:
+        return hashlib.sha256(read_input(path)).hexdigest()
+    except UnreadableFile as e:  # the import itself reports why
+        return hashlib.sha256(str(e).encode()).hexdigest()
 
 
 def import_notes_file(view: CycleView, path: Path) -> NotesResult:
     """Check and import one notes file (YAML or XLSX); all or nothing. The caller's
     transaction commits."""
     warnings: list[str] = []
+    wrong = wrong_type(path, None, (".xlsx", ".yaml", ".yml"))
+    if wrong is not None:
+        raise NotesError(f"{path}: cannot read the notes", problems=[wrong])
     if path.suffix.lower() == ".xlsx":
         parsed, problems = parse_workbook(path, view)
         warnings = [str(p) for p in problems]
@@ -301,7 +308,10 @@ def _open_workbook(path: Path) -> Any:
     from openpyxl import load_workbook
 
     try:
-        return load_workbook(path, data_only=True)
+        with open_input(path) as handle:
+            return load_workbook(handle, data_only=True)
+    except UnreadableFile as e:
+        raise NotesError(f"{path}: cannot read the workbook", problems=[e.problem]) from None
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
         raise NotesError(
             f"{path}: cannot read the workbook",
@@ -318,8 +328,8 @@ def _text(value: object) -> str:
 def workbook_digest(path: Path) -> str:
     try:
         wb = _open_workbook(path)
-    except NotesError:  # unreadable: the import itself reports why
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except NotesError as e:  # unreadable: the import itself reports why
+        return hashlib.sha256(str(e).encode()).hexdigest()
     values = {
         ws.title: [[_text(v) for v in row] for row in ws.iter_rows(values_only=True)]
         for ws in wb.worksheets

@@ -21,24 +21,29 @@ What happens on each kind of error:
   never endlessly) and is reported as a failure of this run; the other rows go on. A later
   run re-sends it with the same Message-ID.
 - The process dies (SIGKILL, power cut, ``KeyboardInterrupt``): the row stays ``sending``
-  with its lease. With ``recover``, a later run takes rows whose lease ran out: it asks the
-  transport ``was_sent`` (EWS and Graph search Sent Items for the Message-ID) and marks the
-  row sent if so; when the transport cannot tell (SMTP) it re-sends the same bytes with the
-  same Message-ID, so the receiver can drop a duplicate. The report lists those re-sent.
-  A row whose lease has not run out belongs to a live run and is left alone.
+  with its lease. Every later run takes over rows whose lease ran out, and at once those
+  whose holder was a process on this machine that is gone (the lease names host, pid
+  namespace and pid: ``run_id``). It asks the transport ``was_sent`` (EWS and Graph search
+  Sent Items for the Message-ID) and marks the row sent if so; when the transport cannot
+  tell (SMTP) it re-sends the same bytes with the same Message-ID, so the receiver can
+  drop a duplicate. The report lists those re-sent. A row whose lease has not run out and
+  whose holder may be alive (another machine, or a pid that still runs) is left alone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from functools import cache
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, and_, insert, or_, select, update
@@ -132,8 +137,72 @@ class DeliveryReport:
 
 
 def run_id() -> str:
-    """Who holds a lease: host, process and a random part (a pid can be reused)."""
-    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    """Who holds a lease: ``host/machine:pid:random``. The random part tells two runs of
+    one process apart; host, machine and pid let a later run see that the holder is gone."""
+    return f"{_this_machine()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+@cache
+def _this_machine() -> str:
+    """The host name and a digest of what makes a pid mean one process: the kernel's boot
+    (two hosts of one name, or a reboot, differ) and the pid namespace (two containers of
+    one host differ, unless they share the host's pids)."""
+    host = socket.gethostname()
+    h = hashlib.sha256(host.encode())
+    try:
+        h.update(Path("/proc/sys/kernel/random/boot_id").read_bytes())
+        h.update(os.fsencode(os.readlink("/proc/self/ns/pid")))
+    except OSError:  # not Linux: the host name alone
+        pass
+    return f"{host[:60]}/{h.hexdigest()[:10]}"
+
+
+def holder_is_gone(claimant: str | None) -> bool:
+    """True when the run holding a lease was a process on this machine that no longer
+    runs (or is a zombie). Anything else (another machine, an old-style or foreign name,
+    a pid that runs, perhaps reused by another program) might be alive: the lease decides."""
+    if not claimant or os.name != "posix":
+        return False
+    machine, _, rest = claimant.partition(":")
+    pid_text, _, _ = rest.partition(":")
+    if machine != _this_machine() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False  # this process: perhaps another thread's run
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: it runs, as another user
+        return False
+    try:  # a zombie is dead but not yet reaped by its parent
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] in (["Z"], ["X"])
+
+
+def gone_holders(session: Session, cycle_id: int, purposes: Collection[str] | None) -> set[str]:
+    """The holders of the cycle's ``sending`` rows that are gone (``holder_is_gone``)."""
+    M = db.OutgoingMessage
+    query = select(M.claimed_by).where(M.cycle_id == cycle_id, M.state == "sending").distinct()
+    if purposes:
+        query = query.where(M.purpose.in_(purposes))
+    return {c for c in session.scalars(query) if c is not None and holder_is_gone(c)}
+
+
+def purposes_due(
+    session: Session, cycle_id: int, lease_seconds: float = DEFAULT_LEASE_SECONDS
+) -> set[str]:
+    """The purposes that have a message a run would send now: pending, or left
+    ``sending`` by a run whose lease ran out or whose process is gone. The daily tick runs
+    the phases that deliver them."""
+    M = db.OutgoingMessage
+    gone = gone_holders(session, cycle_id, None)
+    lease = timedelta(seconds=lease_seconds)
+    query = select(M.purpose).where(M.cycle_id == cycle_id, _takeable(db.utcnow() - lease, gone))
+    return set(session.scalars(query.distinct()))
 
 
 def deliver_pending(
@@ -143,27 +212,23 @@ def deliver_pending(
     cycle_id: int,
     sender_email: str,
     purposes: list[str] | None = None,
-    recover: bool = False,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     retry: RetryPolicy | None = None,
     limiter: Any | None = None,
     claimant: str | None = None,
 ) -> DeliveryReport:
-    """Send every pending message of the cycle, one transaction per state change.
-
-    With ``recover``, also rows left in ``sending`` whose lease (``lease_seconds`` since
-    the last attempt) ran out. ``limiter.take()`` is called before each claim.
-    """
+    """Send every pending message of the cycle, one transaction per state change, and take
+    over the rows a dead run left ``sending``: those whose lease (``lease_seconds`` since
+    the last attempt) ran out, and those whose holder on this machine is gone.
+    ``limiter.take()`` is called before each claim."""
     retry = retry or RetryPolicy()
     claimant = claimant or run_id()
     report = DeliveryReport()
     lease = timedelta(seconds=lease_seconds)
     with db.session_scope(url) as s:
         M = db.OutgoingMessage
-        wanted = M.state == "pending"
-        if recover:
-            wanted = or_(wanted, and_(M.state == "sending", _expired(db.utcnow() - lease)))
-        query = select(M.id).where(M.cycle_id == cycle_id, wanted)
+        gone = gone_holders(s, cycle_id, purposes)
+        query = select(M.id).where(M.cycle_id == cycle_id, _takeable(db.utcnow() - lease, gone))
         if purposes:
             query = query.where(M.purpose.in_(purposes))
         candidates = list(s.scalars(query.order_by(M.id)))
@@ -172,7 +237,7 @@ def deliver_pending(
         if limiter is not None and not slot_in_hand:
             limiter.take()
             slot_in_hand = True
-        claimed = _claim(url, row_id, claimant, lease if recover else None)
+        claimed = _claim(url, row_id, claimant, lease, gone)
         if claimed is None:
             continue  # another run took it (or sent it) meanwhile: keep the slot
         slot_in_hand = False
@@ -190,27 +255,28 @@ def deliver_pending(
     return report
 
 
-def _expired(before: datetime) -> Any:
-    """A lease last renewed before ``before``, or none (a row from before leases)."""
+def _takeable(lease_ran_out_before: datetime, gone: Collection[str]) -> Any:
+    """A row a run may claim: pending, or ``sending`` under a lease last renewed before
+    ``lease_ran_out_before`` (or none: a row from before leases) or held by a gone run."""
     M = db.OutgoingMessage
-    return or_(M.claimed_at.is_(None), M.claimed_at < before)
+    dead = or_(M.claimed_at.is_(None), M.claimed_at < lease_ran_out_before)
+    if gone:
+        dead = or_(dead, M.claimed_by.in_(sorted(gone)))
+    return or_(M.state == "pending", and_(M.state == "sending", dead))
 
 
 def _claim(
-    url: str | None, row_id: int, claimant: str, lease: timedelta | None
+    url: str | None, row_id: int, claimant: str, lease: timedelta, gone: Collection[str]
 ) -> tuple[bytes, list[str], str, bool, int] | None:
-    """pending -> sending (or an expired ``sending`` lease taken over), atomically, counting
+    """pending -> sending (or a dead run's ``sending`` taken over), atomically, counting
     the attempt about to be made (one transaction per message saved)."""
     M = db.OutgoingMessage
     with db.session_scope(url) as s:
         now = db.utcnow()
-        takeable = M.state == "pending"
-        if lease is not None:
-            takeable = or_(takeable, and_(M.state == "sending", _expired(now - lease)))
         before = s.execute(select(M.state).where(M.id == row_id)).scalar_one()
         result = s.execute(
             update(M)
-            .where(M.id == row_id, M.state == before, takeable)
+            .where(M.id == row_id, M.state == before, _takeable(now - lease, gone))
             .values(state="sending", claimed_at=now, claimed_by=claimant)
         )
         if cast("CursorResult[Any]", result).rowcount != 1:

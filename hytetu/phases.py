@@ -16,11 +16,11 @@ from sqlalchemy import select
 
 from hytetu import db, feedback, feedback_import, findings, invitations, memos, notes, state
 from hytetu.config import Config, load_config
-from hytetu.dispatch import dispatch_memos
+from hytetu.dispatch import dispatch_memos, dispatch_settings
 from hytetu.load import load_config_into_db
 from hytetu.mail import make_transport
 from hytetu.migrate import upgrade
-from hytetu.outbox import deliver_pending
+from hytetu.outbox import deliver_pending, purposes_due
 from hytetu.state import CycleView, cycle_view
 
 PHASES = (
@@ -34,6 +34,15 @@ PHASES = (
     "render",
     "dispatch",
 )
+
+# The messages each phase sends. A phase is due while one of them is still to be sent
+# (pending, or left "sending" by a run that died), so a re-run finishes what a crash left.
+DELIVERS = {
+    "invitations": ["invitation", "reminder"],
+    "open_feedback": ["feedback_open"],
+    "remind_feedback": ["feedback_reminder"],
+    "dispatch": ["memo"],
+}
 
 
 @dataclass
@@ -115,20 +124,21 @@ def _last_load(s: Any, folder: str, digest: str | None) -> dict[str, Any] | None
     return None
 
 
-def _deliver(
-    url: str | None, out: Path, purposes: list[str], region: str | None = None
-) -> PhaseReport:
-    """Send the cycle's pending messages of ``purposes``; no session stays open meanwhile."""
+def _deliver(url: str | None, out: Path, phase: str, region: str | None = None) -> PhaseReport:
+    """Send the cycle's pending messages of ``phase``, and those a dead run left sending;
+    no session stays open meanwhile."""
     with db.session_scope(url) as s:
         view = cycle_view(s, region)
         settings = view.mail_settings()
+        lease = dispatch_settings(view).lease_seconds
         cycle_id, sender = view.cycle.id, view.region.sender_email
     report = deliver_pending(
         url,
         make_transport(settings, out),
         cycle_id=cycle_id,
         sender_email=sender,
-        purposes=purposes,
+        purposes=DELIVERS[phase],
+        lease_seconds=lease,
     )
     return PhaseReport(
         "deliver",
@@ -152,7 +162,7 @@ def run_invitations(
             if not path.exists() or path.read_bytes() != ics:
                 path.write_bytes(ics)
                 files.append(str(path))
-    delivery = _deliver(url, out, ["invitation", "reminder"], region)
+    delivery = _deliver(url, out, "invitations", region)
     return PhaseReport(
         "invitations",
         did={
@@ -179,10 +189,10 @@ def run_feedback_step(
     }[step]
     with db.session_scope(url) as s:
         result = action(cycle_view(s, region), as_of)
-    purpose = f"feedback_{'reminder' if step == 'remind' else step}"
-    delivery = _deliver(url, out, [purpose], region)
+    phase = f"{step}_feedback"
+    delivery = _deliver(url, out, phase, region) if phase in DELIVERS else PhaseReport(phase)
     return PhaseReport(
-        f"{step}_feedback",
+        phase,
         did={"action": result.action, "notices": result.notices},
         sent=delivery.sent,
         failed=delivery.failed,
@@ -334,25 +344,20 @@ def due_phases(as_of: datetime, url: str | None = None, region: str | None = Non
             due.append("render")
         if _dispatch_due(view):
             due.append("dispatch")
-        return due
+        undelivered = purposes_due(s, c.id, dispatch_settings(view).lease_seconds)
+        due += [p for p, sent in DELIVERS.items() if p not in due and undelivered & set(sent)]
+        return sorted(due, key=PHASES.index)
 
 
 def _dispatch_due(view: CycleView) -> bool:
+    """An approved memo version whose letters are not queued yet (those queued and unsent
+    make the phase due through ``DELIVERS``)."""
     s = view.session
     queued = set(
         s.scalars(
             select(db.OutgoingMessage.dedupe_key).filter_by(cycle_id=view.cycle.id, purpose="memo")
         )
     )
-    pending = s.scalars(  # "sending": maybe left by a run that died; dispatch checks the lease
-        select(db.OutgoingMessage.id).where(
-            db.OutgoingMessage.cycle_id == view.cycle.id,
-            db.OutgoingMessage.purpose == "memo",
-            db.OutgoingMessage.state.in_(["pending", "sending"]),
-        )
-    ).first()
-    if pending:
-        return True
     for memo in s.scalars(select(db.Memo).filter_by(cycle_id=view.cycle.id)):
         approved = [v for v in memo.versions if v.status == "approved"]
         if approved and not any(k.startswith(f"memo:{approved[-1].id}:") for k in queued):

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from hytetu.errors import Problem
+from hytetu.inputs import UnreadableFile, read_input
 
 Path_ = tuple[str | int, ...]
 
@@ -188,17 +189,16 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDoc:
     """Parse one YAML file. Raises ``YamlSyntaxError`` carrying a located Problem."""
     name = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise YamlSyntaxError(Problem(name, None, "", "file not found")) from None
+        raw = read_input(path, name)  # missing, a folder, no permission...
+    except UnreadableFile as e:
+        raise YamlSyntaxError(e.problem) from None
+    try:
+        # as read_text would: universal newlines
+        text = raw.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as e:
-        line = bytes(e.object[: e.start]).count(b"\n") + 1
+        line = raw[: e.start].count(b"\n") + 1
         raise YamlSyntaxError(
             Problem(name, line, "", f"not UTF-8 text (byte {e.start}); save the file as UTF-8")
-        ) from None
-    except OSError as e:  # a folder, no permission...
-        raise YamlSyntaxError(
-            Problem(name, None, "", f"cannot read the file: {e.strerror or e}")
         ) from None
     try:
         loader = _Loader(text)

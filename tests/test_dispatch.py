@@ -1,13 +1,15 @@
 """Dispatch of approved memos against real parts: a real SMTP server (aiosmtpd) on loopback,
-SQLite and PostgreSQL, child processes killed with SIGKILL.
+SQLite and PostgreSQL, child processes killed with SIGKILL. The crash test covers every
+message the outbox sends: invitations, session reminders, feedback notices, memo letters.
 
 The simulated year (load the example, run it with hytetu.phases, approve every memo with
-hytetu.memos.decide) is built once per module; each test gets a copy of its SQLite file.
-The crash test's mail server is pluggable (``MailServer``): SMTP now, the Graph fake later.
+hytetu.memos.decide) is built once per module, with a snapshot on the morning of each day
+the crash test kills; each test gets a copy of a SQLite file. The crash test's mail server
+is pluggable (``MailServer``): SMTP or the Graph fake.
 
 Run as ``python tests/test_dispatch.py child ...`` this file is the child process of the
-crash test: one dispatch run that kills itself (SIGKILL) at the point the env var
-HYTETU_TEST_KILL names.
+crash test: one daily tick (the phases due, as ``hytetu.simulate.run_ticks`` runs them)
+that kills itself (SIGKILL) at the point the env var HYTETU_TEST_KILL names.
 """
 
 from __future__ import annotations
@@ -51,6 +53,14 @@ ROOT = Path(__file__).resolve().parent.parent
 AS_OF = "2025-12-22 07:00"
 FAST = {"rate_per_minute": 10000, "lease_seconds": 0}
 LETTERS = 21 + 22  # a group memo to each municipality in a group; the summary to all 22
+# The morning the crash test kills the tick on for each purpose, and how many messages of
+# that purpose the day sends (the memo letters: AS_OF, once every memo is approved).
+KILL_DAYS = {
+    "invitation": ("2025-10-02 07:00", 16),
+    "reminder": ("2025-11-20 07:00", 15),
+    "feedback_reminder": ("2025-12-13 07:00", 45),
+    "memo": (AS_OF, LETTERS),
+}
 
 
 # --- a real SMTP server on loopback ----------------------------------------------------------
@@ -174,8 +184,9 @@ def smtp() -> Iterator[Callable[..., SmtpServer]]:
 
 
 @pytest.fixture(scope="module")
-def approved_year(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The example run through the year, every memo approved; returns the SQLite file."""
+def year_snapshots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """The example run through the year: a copy of the SQLite file on the morning of each
+    day of ``KILL_DAYS`` (before its tick), and at the end with every memo approved."""
     from hytetu.simulate import run_ticks
 
     base = tmp_path_factory.mktemp("dispatch-year")
@@ -183,13 +194,26 @@ def approved_year(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     shutil.copytree(EXAMPLE, config)
     url = f"sqlite:///{base / 'hytetu.db'}"
     phases.load(config, url)
+    snapshots: dict[str, Path] = {}
+    for purpose, (day, _) in KILL_DAYS.items():
+        if purpose != "memo":
+            run_ticks(url, base / "out", until=helsinki(day) - timedelta(minutes=1))
+            copy_sqlite(url, base / f"{purpose}.db")
+            snapshots[purpose] = base / f"{purpose}.db"
     run_ticks(url, base / "out")
     with db.session_scope(url) as s:
         view = cycle_view(s)
         for v in memos.latest_versions(view):
             memos.decide(view, v.id, approve=True, actor="testi", at=helsinki("2025-12-21 12:00"))
     db.dispose(url)
-    yield base / "hytetu.db"
+    snapshots["memo"] = base / "hytetu.db"
+    yield snapshots
+
+
+@pytest.fixture(scope="module")
+def approved_year(year_snapshots: dict[str, Path]) -> Path:
+    """The SQLite file of the year with every memo approved."""
+    return year_snapshots["memo"]
 
 
 @pytest.fixture
@@ -239,9 +263,13 @@ def expected_letters(url: str) -> dict[str, str]:
         }
 
 
-def states(url: str) -> dict[int, db.OutgoingMessage]:
+def states(url: str, purpose: str | None = "memo") -> dict[int, db.OutgoingMessage]:
+    """The outbox rows of ``purpose`` (None: every row) by id."""
+    query = select(db.OutgoingMessage)
+    if purpose is not None:
+        query = query.filter_by(purpose=purpose)
     with db.session_scope(url) as s:
-        return {m.id: m for m in s.scalars(select(db.OutgoingMessage).filter_by(purpose="memo"))}
+        return {m.id: m for m in s.scalars(query)}
 
 
 def fast_retry(sleeps: list[float] | None = None) -> RetryPolicy:
@@ -260,67 +288,85 @@ def run(url: str, out: Path, transport: Any, **kwargs: Any) -> Any:
 # --- the crash test ---------------------------------------------------------------------------
 
 
-def _child(url: str, out: str) -> None:
-    """One dispatch run that SIGKILLs itself at HYTETU_TEST_KILL (mode:n), e.g.
-    ``after_send:7`` (the server took the 7th message, the DB does not know yet),
-    ``before_send:7`` (the 7th row is claimed, nothing sent) or ``between:7`` (7 sent and
-    recorded, the next not claimed). Prints the run's report as JSON when it finishes."""
-    from hytetu.mail import MailSettings, make_transport
+def _child(url: str, out: str, as_of: str) -> None:
+    """The tick of ``as_of`` (every phase due, in order) that SIGKILLs itself at
+    HYTETU_TEST_KILL (mode:n), e.g. ``after_send:7`` (the server took the 7th message, the
+    DB does not know yet), ``before_send:7`` (the 7th row is claimed, nothing sent) or
+    ``between:7`` (7 sent and recorded, the next not claimed). The phases make their
+    transport and deliver as in production; only the transport is wrapped. Prints what the
+    run did as JSON when it finishes."""
+    from hytetu import dispatch, outbox
 
     mode, _, n = (os.environ.get("HYTETU_TEST_KILL") or "none:0").partition(":")
     at = int(n)
-    with db.session_scope(url) as s:
-        view = cycle_view(s)
-        inner = make_transport(MailSettings.model_validate(view.cycle.settings["mail"]), Path(out))
-        sender = view.region.sender_email
     sends = 0
 
     def die() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
-    class Killing:
-        name = inner.name
+    def killing(make: Callable[..., Any]) -> Callable[..., Any]:
+        def make_killing(settings: Any, out_dir: Path) -> Any:
+            inner = make(settings, out_dir)
 
-        def send(self, raw: bytes, sender: str, recipients: list[str]) -> Any:
-            nonlocal sends
-            sends += 1
-            if mode == "before_send" and sends == at:
-                die()
-            receipt = inner.send(raw, sender, recipients)
-            if mode == "after_send" and sends == at:
-                die()
-            return receipt
+            class Killing:
+                name = inner.name
 
-        def was_sent(self, message_id: str, sender: str) -> bool | None:
-            return inner.was_sent(message_id, sender)
+                def send(self, raw: bytes, sender: str, recipients: list[str]) -> Any:
+                    nonlocal sends
+                    sends += 1
+                    if mode == "before_send" and sends == at:
+                        die()
+                    receipt = inner.send(raw, sender, recipients)
+                    if mode == "after_send" and sends == at:
+                        die()
+                    return receipt
 
-    class KillingLimiter(RateLimiter):
-        def take(self) -> datetime:
-            if mode == "between" and sends == at:
-                die()
-            return super().take()
+                def was_sent(self, message_id: str, sender: str) -> bool | None:
+                    return inner.was_sent(message_id, sender)
 
-    limiter = KillingLimiter(url, sender, limit=10000, window=60.0)
-    result = dispatch_memos(
-        url, helsinki(AS_OF), Path(out), transport=Killing(), limiter=limiter, retry=fast_retry()
-    )
+            return Killing()
+
+        return make_killing
+
+    claim = outbox._claim
+
+    def claim_or_die(*args: Any) -> Any:
+        if mode == "between" and sends == at:
+            die()
+        return claim(*args)
+
+    reports: list[Any] = []
+    deliver = outbox.deliver_pending
+
+    def deliver_and_record(*args: Any, **kwargs: Any) -> Any:
+        reports.append(deliver(*args, **kwargs))
+        return reports[-1]
+
+    phases.make_transport = killing(phases.make_transport)  # type: ignore[assignment]
+    dispatch.make_transport = killing(dispatch.make_transport)  # type: ignore[assignment]
+    outbox._claim = claim_or_die  # type: ignore[assignment]
+    phases.deliver_pending = dispatch.deliver_pending = deliver_and_record  # type: ignore[assignment]
+    moment = helsinki(as_of)
+    due = phases.due_phases(moment, url)
+    results = [phases.run_phase(phase, moment, Path(out), url) for phase in due]
     print(
         json.dumps(
             {
-                "sent": result.delivery.sent,
-                "resent": result.delivery.resent,
-                "found_sent": result.delivery.found_sent,
-                "failed": result.failures(),
-                "csv": str(result.csv_path),
+                "due": due,
+                "sent": [i for r in reports for i in r.sent],
+                "resent": [i for r in reports for i in r.resent],
+                "found_sent": [i for r in reports for i in r.found_sent],
+                "failed": [f for r in results for f in r.failed],
+                "csv": [f for r in results for f in r.files if f.endswith(".csv")],
             }
         )
     )
 
 
-def _spawn(url: str, out: Path, kill: str) -> subprocess.Popen[str]:
+def _spawn(url: str, out: Path, kill: str, as_of: str = AS_OF) -> subprocess.Popen[str]:
     env = {**os.environ, "HYTETU_TEST_KILL": kill, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
-        [sys.executable, __file__, "child", url, str(out)],
+        [sys.executable, __file__, "child", url, str(out), as_of],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -337,88 +383,158 @@ class CrashRecord:
 
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize(
-    ("kind", "kills"),
+    ("purpose", "kind", "kills"),
     [
-        ("smtp", ["after_send:1", "after_send:9", "before_send:4", "between:6"]),
-        ("smtp", ["between:8", "after_send:10", "observed:12"]),
-        ("smtp", ["before_send:1", "observed:5", "after_send:20"]),
-        ("graph", ["after_send:3", "before_send:5", "observed:10"]),
+        ("invitation", "smtp", "after_send:1 in_data:2 before_send:3 between:2 observed:3"),
+        ("reminder", "smtp", "before_send:1 after_send:2 in_data:3 between:2 observed:2"),
+        (
+            "feedback_reminder",
+            "smtp",
+            "between:4 after_send:6 in_data:5 observed:8 before_send:4 after_send:5",
+        ),
+        (
+            "memo",
+            "smtp",
+            "before_send:1 after_send:1 between:6 in_data:4 observed:5 after_send:9",
+        ),
+        ("memo", "smtp", "after_send:20 between:8 observed:10"),
+        ("memo", "graph", "after_send:3 before_send:5 observed:10"),
     ],
-    ids=["smtp-mid-send", "smtp-between-and-observed", "smtp-first-message", "graph"],
+    ids=[
+        "invitations",
+        "reminders",
+        "feedback-notices",
+        "memos-smtp",
+        "memos-smtp-late-kills",
+        "memos-graph",
+    ],
 )
-def test_killed_dispatch_completes_with_duplicates_only_from_mid_send(
-    year_url: str,
+def test_a_killed_tick_is_finished_by_a_rerun_the_same_day_with_duplicates_only_from_mid_send(
+    year_snapshots: dict[str, Path],
     tmp_path: Path,
     request: pytest.FixtureRequest,
+    purpose: str,
     kind: str,
-    kills: list[str],
+    kills: str,
 ) -> None:
+    """The tick of the day is killed at each point in turn, then run once more the same
+    day. The default lease (ten minutes) holds throughout: each run takes over at once what
+    the dead one left, because that process is gone."""
+    day, count = KILL_DAYS[purpose]
+    url = copy_sqlite(year_snapshots[purpose], tmp_path / "hytetu.db")
+    phase = next(p for p, sent in phases.DELIVERS.items() if purpose in sent)
+    in_data = InData()
     server: MailServer
     if kind == "graph":  # Sent Items tells what went out: no duplicates at all
         server = GraphMail(request.getfixturevalue("graph_server"))
     else:  # SMTP cannot tell: what a kill caught mid-send goes again, same Message-ID
-        server = request.getfixturevalue("smtp")(delay=0.005)
-    configure(year_url, mail=server.mail_settings())
+        server = request.getfixturevalue("smtp")(delay=0.005, answer=in_data.answer)
+    configure(url, mail=server.mail_settings(), rate_per_minute=10000, lease_seconds=600)
+    sent_before = {i for i, m in states(url, None).items() if m.state == "sent"}
     out = tmp_path / "out"
     record = CrashRecord()
-    for kill in kills:
-        if kill.startswith("observed:"):  # killed from outside once the server has N more
+    for kill in kills.split():
+        mode, _, n = kill.partition(":")
+        if mode in ("observed", "in_data"):  # killed from outside, by the server's count
             before = len(server.received())
-            child = _spawn(year_url, out, "none:0")
-            target = before + int(kill.split(":")[1])
+            child = _spawn(url, out, "none:0", day)
+            if mode == "in_data":  # inside the n-th DATA of this run, before its reply
+                in_data.arm(child, n=int(n))
+            target = before + int(n)
             deadline = time.monotonic() + 60
-            while len(server.received()) < target and child.poll() is None:
+            while child.poll() is None and (
+                in_data.armed() if mode == "in_data" else len(server.received()) < target
+            ):
                 assert time.monotonic() < deadline, "the child made no progress"
                 time.sleep(0.001)
             child.send_signal(signal.SIGKILL)
         else:
-            child = _spawn(year_url, out, kill)
+            child = _spawn(url, out, kill, day)
         _, stderr = child.communicate(timeout=120)
         assert child.returncode == -signal.SIGKILL, f"{kill}: {stderr[-2000:]}"
         record.kills.append(kill)
-        record.left_sending.append({i for i, m in states(year_url).items() if m.state == "sending"})
+        left = {i for i, m in states(url, None).items() if m.state == "sending"}
+        record.left_sending.append(left)
+        # a re-run the same day sees the work: what is pending, and what the dead run left
+        assert phase in phases.due_phases(helsinki(day), url), kill
+        db.dispose(url)
 
-    final = _spawn(year_url, out, "none:0")
+    final = _spawn(url, out, "none:0", day)
     stdout, stderr = final.communicate(timeout=120)
     assert final.returncode == 0, stderr[-3000:]
     report = json.loads(stdout.strip().splitlines()[-1])
     assert report["failed"] == []
+    assert report["due"] and phase in report["due"]
+    assert phases.due_phases(helsinki(day), url) == []  # the job is done
 
-    expected = expected_letters(year_url)
-    assert len(expected) == LETTERS >= 30
+    rows = {i: m for i, m in states(url, None).items() if i not in sent_before}
+    expected = {m.message_id: m.recipients for m in rows.values()}
+    assert len(expected) == count and {m.purpose for m in rows.values()} == {purpose}
     received = server.received()
     counts = Counter(r.message_id for r in received)
-    # nothing lost: every letter reached its registry
+    # nothing lost: every message reached its recipients
     assert set(counts) == set(expected)
     for r in received:
-        assert r.recipients == [expected[r.message_id]]
-    rows = states(year_url)
+        assert r.recipients == expected[r.message_id]
     assert all(m.state == "sent" for m in rows.values())
     # duplicates only for messages caught mid-send, one per kill at most, same bytes
     duplicated = {mid for mid, n in counts.items() if n > 1}
     assert all(n <= 2 for n in counts.values())
-    assert len(duplicated) <= len(kills)
+    assert len(duplicated) <= len(record.kills)
     by_mid = {m.message_id: m for m in rows.values()}
     caught = {rows[i].message_id for left in record.left_sending for i in left}
-    assert duplicated <= caught  # only letters a kill left in "sending"
+    assert duplicated <= caught  # only messages a kill left in "sending"
     for mid in duplicated:
         copies = {r.raw for r in received if r.message_id == mid}
         assert len(copies) == 1  # the same message, Message-ID and all: receivers can drop it
         assert by_mid[mid].recovered >= 1  # it was taken over from a dead run
-    after_send = [k for k in kills if k.startswith("after_send:")]
+    after_send = [k for k in record.kills if k.startswith("after_send:")]
     if kind == "graph":
         assert duplicated == set()
     else:  # each after_send kill was caught between the server's 250 and the DB
         assert len(duplicated) >= len(after_send)
     # the last run's report says what it took over: exactly those the last kill left sending
     assert set(report["resent"]) | set(report["found_sent"]) == record.left_sending[-1]
-    csv_rows = read_csv(Path(report["csv"]))
-    marked = {int(r["row_id"]) for r in csv_rows if r["this_run"] in ("re-sent", "found sent")}
-    assert marked == record.left_sending[-1]
+    if purpose == "memo":
+        (csv_path,) = report["csv"]
+        csv_rows = read_csv(Path(csv_path))
+        marked = {int(r["row_id"]) for r in csv_rows if r["this_run"] in ("re-sent", "found sent")}
+        assert marked == record.left_sending[-1]
     print(
-        f"crash test {kind} {kills}: {len(expected)} letters, {len(received)} received, "
-        f"{len(duplicated)} duplicate(s), left sending per kill {record.left_sending}"
+        f"crash test {purpose} over {kind} {kills}: {len(expected)} messages, "
+        f"{len(received)} received, 0 lost, {len(duplicated)} duplicate(s), "
+        f"left sending per kill {record.left_sending}"
     )
+
+
+class InData:
+    """Kills a child from inside the SMTP server's DATA handler, before the server replies:
+    the message never counts as accepted (a 451 to a dead client), the row stays sending."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.child: subprocess.Popen[str] | None = None
+        self.left = 0
+
+    def arm(self, child: subprocess.Popen[str], n: int) -> None:
+        with self.lock:
+            self.child, self.left = child, n
+
+    def armed(self) -> bool:
+        with self.lock:
+            return self.child is not None
+
+    def answer(self, message_id: str, tries: int) -> str | None:
+        with self.lock:
+            if self.child is None:
+                return None
+            self.left -= 1
+            if self.left > 0:
+                return None
+            self.child.send_signal(signal.SIGKILL)
+            self.child.wait()
+            self.child = None
+        return "451 4.3.0 the client went away"
 
 
 # --- faults ------------------------------------------------------------------------------------
@@ -769,4 +885,4 @@ def test_the_dispatch_block_of_cycle_yaml_is_validated_and_loaded(
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["child"]:
-    _child(sys.argv[2], sys.argv[3])
+    _child(sys.argv[2], sys.argv[3], sys.argv[4])

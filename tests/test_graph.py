@@ -540,17 +540,17 @@ def test_crash_recovery_asks_sent_items_before_resending(
             )
     graph = transport(graph_server)
 
-    def deliver(recover: bool) -> Any:
+    def deliver(lease_seconds: float) -> Any:
         return deliver_pending(
             loaded,
             graph,
             cycle_id=cycle_id,
             sender_email=SENDER,
             purposes=["graph-test"],
-            recover=recover,
+            lease_seconds=lease_seconds,
         )
 
-    first = deliver(recover=False)
+    first = deliver(lease_seconds=600)
     assert len(first.sent) == 2
     went_out, never_left = first.sent
     with db.session_scope(loaded) as s:  # the crash: both rows still say "sending"
@@ -562,7 +562,7 @@ def test_crash_recovery_asks_sent_items_before_resending(
         lost_raw = s.get_one(db.OutgoingMessage, never_left).raw
     graph_server.sent_items[SENDER].remove(lost_raw)  # that one never reached Graph
 
-    report = deliver(recover=True)
+    report = deliver(lease_seconds=0)
 
     assert report.found_sent == [went_out]
     assert report.resent == [never_left]

@@ -6,6 +6,9 @@ The database is made by the migrations (``hytetu.migrate.upgrade``), as in produ
 from __future__ import annotations
 
 import email
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -21,7 +24,15 @@ from sqlalchemy import select, update
 from hytetu import db, migrate
 from hytetu.errors import DeliveryError
 from hytetu.mail import FileOutbox, Receipt, build_message, message_id_for
-from hytetu.outbox import MAX_ATTEMPTS, DeliveryReport, deliver_pending, enqueue
+from hytetu.outbox import (
+    MAX_ATTEMPTS,
+    DeliveryReport,
+    deliver_pending,
+    enqueue,
+    holder_is_gone,
+    purposes_due,
+    run_id,
+)
 
 SENDER = ("Keski-Suomen hyvinvointialue", "hyte@hyvaks.example")
 
@@ -402,7 +413,7 @@ def test_file_outbox_that_cannot_write_is_a_temporary_error(setup: Setup, tmp_pa
 # --- crash and recovery ----------------------------------------------------------------
 
 
-def test_row_left_sending_by_a_crash_is_only_resent_on_recover(setup: Setup) -> None:
+def test_row_left_sending_by_a_crash_is_resent_only_once_its_lease_ran_out(setup: Setup) -> None:
     crash_id, _ = add(setup, "invite:crash", to="crash@jamsa.example")
     other_id, _ = add(setup, "invite:other", to="other@jamsa.example")
     crash_mid = rows(setup)[crash_id].message_id
@@ -419,18 +430,16 @@ def test_row_left_sending_by_a_crash_is_only_resent_on_recover(setup: Setup) -> 
     assert rows(setup)[other_id].state == "pending"  # never reached
     (first_raw,) = [raw for mid, raw, _, _ in dying.calls if mid == crash_mid]
 
+    # the lease is fresh and its holder (this very process) runs: for all this run knows,
+    # a live run is sending it right now
     transport = Recording()
-    report = deliver(setup, transport)  # a normal run: the other one only
+    report = deliver(setup, transport)
     assert report.sent == [other_id]
     assert report.recovered == []
     assert rows(setup)[crash_id].state == "sending"
     assert crash_mid not in transport.ids()
 
-    # the lease is fresh: for all this run knows, a live run is sending it right now
-    assert deliver(setup, transport, recover=True) == DeliveryReport()
-    assert crash_mid not in transport.ids()
-
-    report = deliver(setup, transport, recover=True, lease_seconds=0)
+    report = deliver(setup, transport, lease_seconds=0)
     assert report.sent == [crash_id]
     assert report.recovered == report.resent == [crash_id]
     row = rows(setup)[crash_id]
@@ -440,7 +449,46 @@ def test_row_left_sending_by_a_crash_is_only_resent_on_recover(setup: Setup) -> 
     assert raw == first_raw  # the same message, so receivers can drop the duplicate
     assert row.recovered == 1
 
-    assert deliver(setup, transport, recover=True, lease_seconds=0) == DeliveryReport()
+    assert deliver(setup, transport, lease_seconds=0) == DeliveryReport()
+
+
+def test_a_row_whose_holder_on_this_machine_is_gone_is_taken_over_at_once(
+    setup: Setup,
+) -> None:
+    """The lease names host, machine and pid: a run on the same machine sees that the
+    process is gone and does not wait for the lease; any other holder keeps its lease."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a pid that ran here and is gone now
+    mine = run_id()
+    machine = mine.split(":")[0]
+    gone = f"{machine}:{child.pid}:0123456789ab"
+    holders = {
+        "gone": gone,
+        "alive": f"{machine}:{os.getppid()}:0123456789ab",  # the pytest runner's parent
+        "this process": mine,
+        "another machine": f"elsewhere/0000000000:{child.pid}:0123456789ab",
+        "old style": f"{machine.split('/')[0]}:{child.pid}:0123456789ab",
+    }
+    ids = {}
+    for name, holder in holders.items():
+        ids[name], _ = add(setup, f"invite:{name}")
+        with db.session_scope(setup.url) as s:
+            s.execute(
+                update(db.OutgoingMessage)
+                .where(db.OutgoingMessage.id == ids[name])
+                .values(state="sending", attempts=1, claimed_at=db.utcnow(), claimed_by=holder)
+            )
+    assert holder_is_gone(gone) and not holder_is_gone(holders["alive"])
+    assert not any(holder_is_gone(h) for h in (mine, None, "", "x", "a:b:c"))
+    with db.session_scope(setup.url) as s:
+        assert purposes_due(s, setup.cycle_id) == {"invitation"}
+    transport = Recording()
+    report = deliver(setup, transport)  # the default lease: ten minutes
+    assert report.recovered == report.resent == report.sent == [ids["gone"]]
+    assert [r.state for r in rows(setup).values()] == ["sent"] + ["sending"] * 4
+    with db.session_scope(setup.url) as s:
+        assert purposes_due(s, setup.cycle_id) == set()  # the others may be alive
+        assert purposes_due(s, setup.cycle_id, lease_seconds=0) == {"invitation"}
 
 
 def test_recover_asks_the_transport_first_and_does_not_resend_what_it_sent(
@@ -458,7 +506,7 @@ def test_recover_asks_the_transport_first_and_does_not_resend_what_it_sent(
             return message_id == found_mid
 
     transport = SentItems()
-    report = deliver(setup, transport, recover=True, lease_seconds=0)
+    report = deliver(setup, transport, lease_seconds=0)
     assert report.recovered == [found_id, lost_id]
     assert report.found_sent == [found_id] and report.resent == [lost_id]
     assert report.sent == [lost_id]
@@ -496,8 +544,7 @@ def test_recover_after_a_simulated_crash_in_the_database(setup: Setup) -> None:
             .values(state="sending", attempts=1)
         )
     transport = Recording()
-    assert deliver(setup, transport) == DeliveryReport()
-    report = deliver(setup, transport, recover=True)
+    report = deliver(setup, transport)  # no lease at all: taken over at once
     assert report.recovered == report.sent == [row_id]
     assert transport.ids() == [rows(setup)[row_id].message_id]
 
