@@ -102,11 +102,17 @@ def group_memo_context(
     discussion: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for cell in result["cells"]:
         for theme in cell["themes"]:
-            for m in theme["members"]:
-                if m["group"] == group_key:
-                    discussion[f"{cell['priority_area']}/{cell['service_area']}"].append(
-                        {"text": m["text"], "specific": theme["groups"] == [group_key]}
-                    )
+            own = [m["text"] for m in theme["members"] if m["group"] == group_key]
+            if not own:
+                continue
+            # The group's own words, unless the coordinator worded the theme on the review
+            # page: then that wording, once, in every group's memo.
+            lines = [theme["text"]] if theme.get("wording_by") else list(dict.fromkeys(own))
+            specific = theme["groups"] == [group_key] and not theme["common"]
+            for text in lines:
+                discussion[f"{cell['priority_area']}/{cell['service_area']}"].append(
+                    {"text": text, "specific": specific}
+                )
     members = {m.key for m in s.group.municipalities}
     names = {m.key: view.text(m.name, language) for m in s.group.municipalities}
     feedback = [
