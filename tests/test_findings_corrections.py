@@ -43,12 +43,11 @@ def add(url: str, session_id: int, cell: str, text: str) -> None:
         )
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """The example with every session's notes imported and the test's findings added in the
-    first two cells of the matrix: LAMP and YARD by the first group, LAMP_TOO and SCOOTER
-    by the second, GRIT by the third."""
-    base = tmp_path_factory.mktemp("corrections")
+def prepare(base: Path) -> dict[str, Any]:
+    """The example loaded into ``base/hytetu.db`` with every session's notes imported and
+    the test's findings added in the first two cells of the matrix: LAMP and YARD by the
+    first group, LAMP_TOO and SCOOTER by the second, GRIT by the third. Returns the cells
+    ("cell", "other"), the three sessions' ids and their groups' keys."""
     shutil.copytree(EXAMPLE, base / "config")
     url = f"sqlite:///{base / 'hytetu.db'}"
     phases.load(base / "config", url)
@@ -71,6 +70,13 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, d
     add(url, two, info["cell"], SCOOTER)
     add(url, three, info["cell"], GRIT)
     db.dispose(url)
+    return info
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
+    base = tmp_path_factory.mktemp("corrections")
+    info = prepare(base)
     yield base / "hytetu.db", info
 
 
@@ -294,3 +300,29 @@ def test_unknown_kind_lists_the_kinds(case) -> None:
         correct(url, "explode", cell="x")
     with db.session_scope(url) as s:
         assert list(s.scalars(select(db.FindingCorrection))) == []
+
+
+def test_every_new_kind_on_sqlite_and_postgresql(db_url: str, tmp_path: Path) -> None:
+    """The payloads (a boolean among them) survive the JSON column of both backends."""
+    shutil.copytree(EXAMPLE, tmp_path / "config")
+    phases.load(tmp_path / "config", db_url)
+    with db.session_scope(db_url) as s:
+        view = cycle_view(s)
+        pas, sas, _ = view.matrix()
+        cell, other = f"{pas[0].key}/{sas[0].key}", f"{pas[0].key}/{sas[1].key}"
+        one, two = [x.id for x in view.sessions() if x.group is not None][:2]
+    for session_id, text in ((one, LAMP), (two, LAMP_TOO), (one, YARD), (two, GRIT)):
+        add(db_url, session_id, cell, text)
+    add(db_url, two, cell, SCOOTER)
+    correct(db_url, "keep_apart", cell=cell, a=LAMP, b=LAMP_TOO)
+    correct(db_url, "merge", cell=cell, a=YARD, b=GRIT)
+    correct(db_url, "move", cell=cell, text=SCOOTER, to=other)
+    correct(db_url, "rename", cell=cell, text=GRIT, wording="Pihojen liukkaus – ja hiekoitus")
+    correct(db_url, "common", cell=cell, text=LAMP, common=True)
+    result = compile_(db_url)
+    assert all(c["applied"] for c in result["corrections"])
+    yard = theme_with(result, cell, YARD)
+    assert yard is theme_with(result, cell, GRIT) and yard["text"].endswith("ja hiekoitus")
+    assert theme_with(result, cell, LAMP) is not theme_with(result, cell, LAMP_TOO)
+    assert theme_with(result, cell, LAMP)["common"] is True
+    assert theme_with(result, other, SCOOTER) is not None
