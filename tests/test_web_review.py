@@ -537,3 +537,31 @@ def test_browser_merge_move_reword_then_the_memos_show_it(
     summary_html, summary_pdf = versions["summary"]
     assert html.escape(NEW_WORDING) in summary_html
     assert NEW_WORDING in _pdf_text(summary_pdf)
+
+
+def test_the_compilation_artifact_links_to_the_page(monkeypatch) -> None:
+    from tasks.reporting import review_link
+
+    monkeypatch.delenv("HYTETU_REVIEW_URL", raising=False)
+    assert "[http://127.0.0.1:8001/](http://127.0.0.1:8001/)" in review_link()
+    monkeypatch.setenv("HYTETU_REVIEW_URL", "https://hyte.example/{region}/koonti")
+    assert "(https://hyte.example/keski-suomi/koonti)" in review_link("keski-suomi")
+
+
+@pytest.mark.prefect
+def test_the_compile_flow_artifact_has_the_link(
+    prefect_api: None, case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import prefect_artifacts
+
+    from flows.compile import compile_findings
+
+    url, _ = case
+    monkeypatch.setenv("HYTETU_DATABASE_URL", url)
+    monkeypatch.setenv("HYTETU_REVIEW_URL", "http://127.0.0.1:8123/")
+    state = compile_findings(return_state=True)
+    assert state.is_completed()
+    artifacts = {a.key: a for a in prefect_artifacts([state.state_details.flow_run_id])}
+    assert (
+        "[http://127.0.0.1:8123/](http://127.0.0.1:8123/)" in artifacts["hytetu-compilation"].data
+    )
