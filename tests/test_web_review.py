@@ -476,12 +476,19 @@ def test_browser_merge_move_reword_then_the_memos_show_it(
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_selector("text=Muutokset edellisestä koonnista")
-    shoot(page, "review-overview-fi.png", full_page=True)
 
     # Accept the suggestion: one click.
-    page.goto(base + area_of(cell) + "#" + anchor(cell))
+    page.goto(base + area_of(cell))  # not scrolled: the box is in page coordinates
     section = page.locator(f"#{anchor(cell)}")
-    shoot(section, "review-cell-suggestion-fi.png")
+    box = section.bounding_box()
+    assert box is not None
+    top = {
+        "x": box["x"] - 16,
+        "y": box["y"] - 16,
+        "width": box["width"] + 32,
+        "height": min(box["height"], 1400) + 16,
+    }
+    shoot(page, "review-cell-suggestion-fi.png", full_page=True, clip=top)
     section.locator(".suggestion", has_text=YARD).get_by_role("button", name="Yhdistä").click()
     page.wait_for_selector("text=Nostot yhdistettiin samaksi teemaksi")
     assert page.url.endswith("#" + anchor(cell))
@@ -502,6 +509,10 @@ def test_browser_merge_move_reword_then_the_memos_show_it(
     merged.get_by_role("button", name="Tallenna sanamuoto").click()
     page.wait_for_selector("text=Sanamuoto tallennettiin")
     assert page.locator(f"#{anchor(cell)} h4", has_text=NEW_WORDING).count() == 1
+
+    page.goto(base + "/")
+    assert NEW_WORDING in page.content()  # among the changes and the corrections
+    shoot(page, "review-overview-fi.png", full_page=True)
 
     # The Swedish page.
     page.goto(base + "/?lang=sv")

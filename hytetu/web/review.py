@@ -112,7 +112,7 @@ form.inline{display:inline-flex;gap:.4rem;align-items:center;flex-wrap:wrap;marg
 .tools label,form.inline label{font-size:.9rem}
 input[type=text],input[type=password],select{font:inherit;padding:.3rem;border:1px solid #777;
 border-radius:3px}
-input.wording{width:28rem;max-width:100%}
+input.wording{width:34rem;max-width:100%}
 button{font:inherit;padding:.3rem .8rem;border:1px solid #1f4e79;background:#eaf1f8;color:#10283d;
 border-radius:3px;cursor:pointer}
 button.primary{background:#1f4e79;color:#fff}
@@ -123,6 +123,7 @@ button.primary{background:#1f4e79;color:#fff}
 .notice{border:2px solid #2f6b2f;background:#eef7ee;padding:.5rem 1rem}
 .error{border:2px solid #a00000;background:#fbeeee;padding:.5rem 1rem;color:#600}
 table{border-collapse:collapse;width:100%;font-size:.92rem}
+td.when{white-space:nowrap}
 th,td{border:1px solid #c5ced6;padding:.3rem .5rem;text-align:left;vertical-align:top}
 nav.areas ul{list-style:none;padding:0;display:flex;gap:.4rem 1.4rem;flex-wrap:wrap}
 .muted{color:#555}
