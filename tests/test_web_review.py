@@ -337,6 +337,10 @@ def test_a_stale_or_unknown_change_is_refused(case) -> None:
     page = log_in(client)
     gone = post(client, page, kind="merge", cell=info["cell"], a=YARD, b="Ei tällaista nostoa")
     assert "nostoa ei enää löydy" in client.get(gone.headers["location"]).text
+    # Only exact texts: a part of a finding's text (the command line accepts one) is not
+    # taken for the whole when it comes from the page.
+    partial = post(client, page, kind="merge", cell=info["cell"], a=YARD[:12], b=GRIT)
+    assert "error=stale" in partial.headers["location"]
     bad = post(client, page, kind="split", cell=info["cell"], text=YARD)
     assert "error=bad" in bad.headers["location"]
     nowhere = post(client, page, kind="merge", cell="../../etc", a=YARD, b=GRIT)
@@ -356,6 +360,8 @@ def test_swedish_pages(case) -> None:
     assert 'href="/?lang=fi" lang="fi"' in page
     area = client.get(area_of(info["cell"]) + "?lang=sv").text
     assert "Spara formuleringen" in area and "Markera som gemensamt" in area
+    # The findings themselves are Finnish, and marked so on the Swedish page.
+    assert f'lang="fi">{html.escape(YARD)}</span>' in area
 
 
 # --- starting it ------------------------------------------------------------------------------

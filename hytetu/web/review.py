@@ -342,6 +342,8 @@ def page_context(view: CycleView, lang: str, area: str | None = None) -> dict[st
         "other_lang": "sv" if lang == "fi" else "fi",
         "region": view.text(view.region.name, lang),
         "cycle_title": view.text(view.cycle.title, lang),
+        # The findings are in the region's language: marked so when the page is not.
+        "content_lang": view.language,
         "compiled_at": view.local(latest.created_at) if latest is not None else None,
         "threshold": (result or {}).get("threshold", 2),
         "areas": areas,
@@ -458,6 +460,15 @@ class Review:
                 if isinstance(parsed, str):
                     return parsed, cell
                 payload = parsed[1]
+                # The page sends findings' exact texts; a text no longer there must not
+                # resolve to another finding that merely contains it.
+                here = {
+                    " ".join(i.text.split()).casefold()
+                    for i in findings.placed_findings(view)[cell]
+                }
+                named = [payload[k] for k in ("a", "b", "text") if k in payload]
+                if any(" ".join(t.split()).casefold() not in here for t in named):
+                    return "stale", cell
                 findings.add_correction(view, kind, payload, actor=actor)
                 findings.compile_and_store(view)
         except StateError as e:
