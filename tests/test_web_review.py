@@ -21,7 +21,7 @@ import pytest
 from conftest import copy_sqlite
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import flag_modified
-from test_findings_corrections import GRIT, LAMP, SCOOTER, YARD, prepare
+from test_findings_corrections import GRIT, LAMP, LAMP_TOO, SCOOTER, YARD, prepare
 from test_webform import _free_port
 from test_webform import browser as browser  # a fixture
 from typer.testing import CliRunner
@@ -288,7 +288,7 @@ def test_each_action_is_stored_with_the_name_and_compiled(case) -> None:
     assert answer.headers["location"].endswith("#" + anchor(cell))
     shown = client.get(answer.headers["location"]).text
     assert "Nostot yhdistettiin samaksi teemaksi" in shown
-    post(client, page, kind="keep_apart", cell=cell, a=LAMP, b="pysäkkien odotustilat ja")
+    post(client, page, kind="keep_apart", cell=cell, a=LAMP, b=LAMP_TOO)
     moved = post(client, page, kind="move", cell=cell, text=SCOOTER, to=other, group="")
     assert moved.headers["location"].endswith("#" + anchor(other))
     post(client, page, kind="rename", cell=cell, text=YARD, wording="Talvikunnossapito pihoilla")
