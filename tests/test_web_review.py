@@ -128,6 +128,7 @@ def test_every_page_needs_a_login(case) -> None:
 def test_login_with_the_password_sets_a_strict_session_cookie(case) -> None:
     url, _ = case
     client = TestClient(app(url))
+    assert client.head("/login").status_code == 200
     page = client.get("/login")
     assert '<html lang="fi">' in page.text and 'for="password"' in page.text
     assert 'for="name"' in page.text and "Nimesi" in page.text

@@ -580,7 +580,7 @@ def create_app(
 
     async def login(request: Request) -> Response:
         default = await default_language()
-        if request.method == "GET":
+        if request.method != "POST":  # GET, or HEAD (Starlette answers it with GET)
             lang = _language(request, None, default)
             if sessions.check(request.cookies.get(SESSION_COOKIE)):
                 return RedirectResponse(f"/?{urlencode({'lang': lang})}", status_code=303)
