@@ -408,6 +408,37 @@ def serve_feedback(
         _fail(e)
 
 
+@app.command("serve-review")
+def serve_review(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8001,
+    trusted_proxies: Annotated[
+        str,
+        typer.Option(
+            envvar="HYTETU_TRUSTED_PROXIES",
+            help="Reverse proxies (IPs or networks, comma-separated) whose X-Forwarded-For "
+            "and X-Forwarded-Proto are believed; default: none",
+        ),
+    ] = "",
+    region: Region = None,
+) -> None:
+    """Serve the coordinator's review page of the compilation (fi, sv). The password comes
+    from HYTETU_REVIEW_PASSWORD or the Prefect Secret block named in
+    HYTETU_REVIEW_PASSWORD_BLOCK."""
+    from hytetu.web import review
+    from hytetu.web.security import parse_trusted_proxies
+
+    try:
+        proxies = parse_trusted_proxies(trusted_proxies)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        review.serve(host=host, port=port, trusted_proxies=proxies, region=region)
+    except HytetuError as e:
+        _fail(e)
+
+
 @app.command()
 def purge(
     older_than_years: Annotated[

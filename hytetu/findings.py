@@ -5,14 +5,17 @@ ennaltaehkäisy") from one or more groups. A theme raised by at least ``threshol
 is common; a group's themes that no other group raised are its specific emphases. Themes
 that recur in several cells of one priority area or one service area are cross-cutting.
 Feedback responses join the cell they name, or the cell suggested from the goal matrix's
-own vocabulary. The admin's corrections (merge, split, reclassify) are applied on every
-run. The result is plain JSON, stored per run with the hash of its inputs.
+own vocabulary. The coordinator's corrections (merge, split, keep apart, move, rename,
+mark common, reclassify) are applied on every run, keyed by the findings' texts (stable
+across compiles, unlike theme keys). The result is plain JSON, stored per run with the hash
+of its inputs; ``changes`` tells what differs between two results.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +39,9 @@ SUGGESTIONS_PER_THEME = 5
 # Across cells the claim is stronger (the same theme, elsewhere), so the bar is higher:
 # generic words ("yhteistyö", "kunnat") otherwise chain unrelated themes together.
 CROSS_THRESHOLD = 0.55
+#: The corrections ``add_correction`` accepts; all but reclassify name a goal cell.
+CORRECTION_KINDS = ("merge", "split", "keep_apart", "move", "rename", "common", "reclassify")
+MAX_WORDING = 500  # characters of a theme's wording set by the coordinator
 
 
 def _norm(text: str) -> str:
@@ -172,7 +178,7 @@ def _find(clusters: list[list[_Item]], text: str) -> list[_Item] | None:
     return None
 
 
-def _apply(clusters: list[list[_Item]], correction: db.FindingCorrection) -> bool:
+def _apply(clusters: list[list[_Item]], correction: db.FindingCorrection, m: Matcher) -> bool:
     p = correction.payload
     if correction.kind == "merge":
         a, b = _find(clusters, p["a"]), _find(clusters, p["b"])
@@ -186,13 +192,118 @@ def _apply(clusters: list[list[_Item]], correction: db.FindingCorrection) -> boo
         c = _find(clusters, p["text"])
         if c is None:
             return False
-        out = [m for m in c if _norm(m.text) == _norm(p["text"])]
+        out = [x for x in c if _norm(x.text) == _norm(p["text"])]
         if len(out) < len(c):
-            for m in out:
-                c.remove(m)
+            for x in out:
+                c.remove(x)
             clusters.append(out)
         return True
+    if correction.kind == "keep_apart":
+        a, b = _find(clusters, p["a"]), _find(clusters, p["b"])
+        if a is None or b is None:
+            return False
+        if a is b:
+            clusters.append(_separate(a, p["a"], p["b"], m))
+        return True
     return False
+
+
+def _separate(members: list[_Item], a: str, b: str, m: Matcher) -> list[_Item]:
+    """Take ``b`` out of the cluster it shares with ``a``, with the members more like ``b``
+    than like ``a``; returns them (``members`` keeps the rest)."""
+    na, nb = _norm(a), _norm(b)
+    out = [
+        x
+        for x in members
+        if _norm(x.text) == nb
+        or (_norm(x.text) != na and m.similarity(x.text, b) > m.similarity(x.text, a))
+    ]
+    for x in out:
+        members.remove(x)
+    return out
+
+
+def _cell_tuple(cell: str) -> tuple[str, str]:
+    pa, _, sa = cell.partition("/")
+    return pa, sa
+
+
+def _apply_moves(
+    per_cell: dict[tuple[str, str], list[_Item]],
+    fixes: list[db.FindingCorrection],
+    applied: dict[int, bool],
+) -> None:
+    """The coordinator's moves, in order, before clustering: each finding reading ``text``
+    in ``cell`` (of ``group`` when given) goes to the cell ``to``."""
+    for fix in fixes:
+        if fix.kind != "move":
+            continue
+        p = fix.payload
+        source, target = per_cell.get(_cell_tuple(p["cell"])), per_cell.get(_cell_tuple(p["to"]))
+        if source is None or target is None:
+            applied[fix.id] = False
+            continue
+        want = _norm(p["text"])
+        moving = [
+            i
+            for i in source
+            if _norm(i.text) == want and (not p.get("group") or i.group == p["group"])
+        ]
+        for item in moving:
+            source.remove(item)
+            target.append(item)
+        applied[fix.id] = bool(moving)
+
+
+def _theme_of(themes: list[dict[str, Any]], text: str) -> dict[str, Any] | None:
+    want = _norm(text)
+    return next((t for t in themes if any(_norm(m["text"]) == want for m in t["members"])), None)
+
+
+def _apply_theme_fixes(
+    themes: list[dict[str, Any]],
+    cell: str,
+    fixes: list[db.FindingCorrection],
+    applied: dict[int, bool],
+) -> None:
+    """Renames and common marks of a cell's themes, in order (a later one wins)."""
+    for fix in fixes:
+        if fix.kind not in ("rename", "common") or fix.payload.get("cell") != cell:
+            continue
+        theme = _theme_of(themes, fix.payload["text"])
+        applied[fix.id] = theme is not None
+        if theme is None:
+            continue
+        if fix.kind == "rename":
+            theme["text"], theme["wording_by"] = fix.payload["wording"], fix.actor
+        else:
+            theme["common"], theme["common_by"] = bool(fix.payload["common"]), fix.actor
+
+
+def _prune_suggestions(
+    cell_results: list[dict[str, Any]], fixes: list[db.FindingCorrection]
+) -> None:
+    """No suggestion of a pair the coordinator kept apart, or of two findings that are
+    in one theme already (a suggestion accepted is a merge)."""
+    apart = {
+        (f.payload["cell"], frozenset({_norm(f.payload["a"]), _norm(f.payload["b"])}))
+        for f in fixes
+        if f.kind == "keep_apart"
+    }
+    for c in cell_results:
+        if not c.get("suggestions"):
+            continue
+        cell = _cell_key(c["priority_area"], c["service_area"])
+        theme_of = {_norm(m["text"]): i for i, t in enumerate(c["themes"]) for m in t["members"]}
+        c["suggestions"] = [
+            x
+            for x in c["suggestions"]
+            if (cell, frozenset({_norm(x["a"]), _norm(x["b"])})) not in apart
+            and not (
+                _norm(x["a"]) in theme_of
+                and theme_of.get(_norm(x["a"])) == theme_of.get(_norm(x["b"]))
+            )
+        ]
 
 
 def corrections(view: CycleView) -> list[db.FindingCorrection]:
@@ -214,20 +325,35 @@ def add_correction(
 ) -> db.FindingCorrection:
     """Record an admin's correction after checking it names things that exist.
 
-    merge: {"cell": "pa/sa", "a": text, "b": text}; split: {"cell", "text"};
-    reclassify: {"response": fingerprint, "cell": "pa/sa" or None (unclassified)}.
-    Texts are member wordings; a unique case-insensitive part of one is enough.
+    merge / keep_apart: {"cell": "pa/sa", "a": text, "b": text} (keep_apart: never
+    suggest the pair, and split it if the compile merged it); split: {"cell", "text"};
+    move: {"cell", "text", "to": "pa/sa", "group": optional group key}; rename: {"cell",
+    "text", "wording"} (the wording of the theme holding ``text``); common: {"cell",
+    "text", "common": bool}; reclassify: {"response": fingerprint, "cell": "pa/sa" or None
+    (unclassified)}. Texts are member wordings, in the cell as the moves so far left it;
+    a unique case-insensitive part of one is enough.
     """
     _, _, cells = view.matrix()
     cell_keys = {_cell_key(*k) for k in cells}
-    if kind in ("merge", "split"):
+    if kind in CORRECTION_KINDS and kind != "reclassify":
         if payload.get("cell") not in cell_keys:
             raise StateError(f"no goal-matrix cell {payload.get('cell')!r}")
-        texts = _cell_findings(view, payload["cell"])
-        for field in ("a", "b") if kind == "merge" else ("text",):
-            payload[field] = _resolve_text(texts, payload[field], payload["cell"])
-        if kind == "merge" and payload["a"] == payload["b"]:
-            raise StateError("a theme cannot be merged with itself")
+        items = placed_findings(view).get(payload["cell"], [])
+        texts = [i.text for i in items]
+        for field in ("a", "b") if kind in ("merge", "keep_apart") else ("text",):
+            payload[field] = _resolve_text(texts, str(payload.get(field, "")), payload["cell"])
+        if kind in ("merge", "keep_apart") and payload["a"] == payload["b"]:
+            raise StateError("a theme cannot be merged with itself or kept apart from itself")
+        if kind == "move":
+            if payload.get("to") not in cell_keys or payload["to"] == payload["cell"]:
+                raise StateError(f"no other goal-matrix cell {payload.get('to')!r} to move to")
+            group = payload.get("group")
+            if group and not any(i.group == group and i.text == payload["text"] for i in items):
+                raise StateError(f"group {group!r} has no finding {payload['text']!r} there")
+        elif kind == "rename":
+            payload["wording"] = clean_wording(payload.get("wording"))
+        elif kind == "common" and not isinstance(payload.get("common"), bool):
+            raise StateError("common must be true or false")
     elif kind == "reclassify":
         if payload.get("cell") is not None and payload["cell"] not in cell_keys:
             raise StateError(f"no goal-matrix cell {payload['cell']!r}")
@@ -236,7 +362,7 @@ def add_correction(
             raise StateError("no such feedback response in this cycle")
         payload["response"] = response.fingerprint
     else:
-        raise StateError(f"unknown correction {kind!r}: merge, split or reclassify")
+        raise StateError(f"unknown correction {kind!r}: {', '.join(CORRECTION_KINDS)}")
     row = db.FindingCorrection(cycle_id=view.cycle.id, kind=kind, payload=payload, actor=actor)
     view.session.add(row)
     view.session.flush()
@@ -244,19 +370,34 @@ def add_correction(
     return row
 
 
-def _cell_findings(view: CycleView, cell: str) -> list[str]:
-    pa, sa = cell.split("/", 1)
-    return list(
-        view.session.scalars(
-            select(db.Finding.text)
-            .join(db.MeetingSession)
-            .where(
-                db.MeetingSession.cycle_id == view.cycle.id,
-                db.Finding.priority_area_key == pa,
-                db.Finding.service_area_key == sa,
-            )
-        )
-    )
+def clean_wording(value: object) -> str:
+    """A theme's wording as the coordinator typed it, checked: 1 to ``MAX_WORDING``
+    characters, no control characters (line breaks, tabs); outer spaces dropped."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        raise StateError("the wording is empty")
+    if len(text) > MAX_WORDING:
+        raise StateError(f"the wording is {len(text)} characters long, at most {MAX_WORDING}")
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text):
+        raise StateError("the wording contains control characters (line breaks, tabs)")
+    return text
+
+
+def placed_findings(view: CycleView) -> dict[str, list[_Item]]:
+    """Every cell's findings (group or session key, text) after the moves recorded so far."""
+    _, _, cells = view.matrix()
+    per_cell: dict[tuple[str, str], list[_Item]] = {k: [] for k in cells}
+    for f, s in view.session.execute(
+        select(db.Finding, db.MeetingSession)
+        .join(db.MeetingSession)
+        .where(db.MeetingSession.cycle_id == view.cycle.id, db.Finding.kind == "cell")
+        .order_by(db.Finding.session_id, db.Finding.position)
+    ).tuples():
+        key = (f.priority_area_key or "", f.service_area_key or "")
+        if key in per_cell:
+            per_cell[key].append(_Item(s.group.key if s.group else s.key, f.text))
+    _apply_moves(per_cell, [f for f in corrections(view) if f.kind == "move"], {})
+    return {_cell_key(*k): v for k, v in per_cell.items()}
 
 
 def _resolve_text(texts: list[str], wanted: str, cell: str) -> str:
@@ -372,6 +513,7 @@ def compile_cycle(view: CycleView, inputs: str | None = None) -> tuple[dict[str,
     m = matcher(view, [i.text for items in per_cell.values() for i in items])
     fixes = corrections(view)
     applied: dict[int, bool] = {}
+    _apply_moves(per_cell, fixes, applied)
     cell_results = []
     specific: dict[str, list[dict[str, Any]]] = {g["key"]: [] for g in groups}
     for pa in pas:
@@ -381,14 +523,16 @@ def compile_cycle(view: CycleView, inputs: str | None = None) -> tuple[dict[str,
             ck = _cell_key(pa.key, sa.key)
             clusters = cluster(per_cell[(pa.key, sa.key)], m)
             for fix in fixes:
-                if fix.kind in ("merge", "split") and fix.payload.get("cell") == ck:
-                    applied[fix.id] = _apply(clusters, fix)
+                if fix.kind in ("merge", "split", "keep_apart") and fix.payload.get("cell") == ck:
+                    applied[fix.id] = _apply(clusters, fix, m)
             confidence, suggestions = assess(clusters, m)
             themes = [_theme(c, ck, m, x) for c, x in zip(clusters, confidence, strict=True)]
-            themes.sort(key=lambda t: (-len(t["groups"]), t["text"]))
             for t in themes:
                 t["common"] = len(t["groups"]) >= threshold
-                if len(t["groups"]) == 1 and t["groups"][0] in specific:
+            _apply_theme_fixes(themes, ck, fixes, applied)
+            themes.sort(key=lambda t: (-len(t["groups"]), t["text"]))
+            for t in themes:
+                if not t["common"] and len(t["groups"]) == 1 and t["groups"][0] in specific:
                     specific[t["groups"][0]].append(
                         {"priority_area": pa.key, "service_area": sa.key, "text": t["text"]}
                     )
@@ -402,6 +546,7 @@ def compile_cycle(view: CycleView, inputs: str | None = None) -> tuple[dict[str,
                 }
             )
 
+    _prune_suggestions(cell_results, fixes)
     feedback, unclassified = _feedback(view, cell_results, fixes, applied, m)
     result = {
         "inputs": inputs or inputs_digest(view),
@@ -619,6 +764,116 @@ def latest_compilation(view: CycleView) -> db.Compilation | None:
         .order_by(db.Compilation.id.desc())
         .limit(1)
     ).first()
+
+
+def previous_compilation(view: CycleView) -> db.Compilation | None:
+    """The compilation before the newest one (what ``changes`` compares against)."""
+    return view.session.scalars(
+        select(db.Compilation)
+        .filter_by(cycle_id=view.cycle.id)
+        .order_by(db.Compilation.id.desc())
+        .offset(1)
+        .limit(1)
+    ).first()
+
+
+def _member_keys(theme: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(m["group"], _norm(m["text"])) for m in theme["members"]}
+
+
+def changes(previous: dict[str, Any] | None, current: dict[str, Any]) -> list[dict[str, Any]]:
+    """What changed from one compilation result to the next, theme by theme, per cell.
+
+    Themes are matched by the findings they share (keys change with the members). Each
+    entry: {"cell": "pa/sa", "change": added | removed | members | wording | common,
+    "text": the theme's wording now (removed: then)}, and by kind: "added"/"removed"
+    members [{group, text}] (members), "before"/"after" (wording, common), "from" the
+    cells an added theme's findings were in before, "into" the wordings and cells a
+    removed theme's findings are in now. Nothing to compare with (``previous`` None):
+    an empty list."""
+    if previous is None:
+        return []
+
+    def by_cell(result: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        return {
+            _cell_key(c["priority_area"], c["service_area"]): c["themes"] for c in result["cells"]
+        }
+
+    before, after = by_cell(previous), by_cell(current)
+
+    def where(cells: dict[str, list[dict[str, Any]]]) -> dict[tuple[str, str], tuple[str, str]]:
+        return {k: (ck, t["text"]) for ck, ts in cells.items() for t in ts for k in _member_keys(t)}
+
+    was_in, now_in = where(before), where(after)
+    out: list[dict[str, Any]] = []
+    for cell in [*after, *(c for c in before if c not in after)]:
+        old, new = before.get(cell, []), after.get(cell, [])
+        pairs = sorted(
+            (
+                (-len(_member_keys(p) & _member_keys(c)), i, j)
+                for i, p in enumerate(old)
+                for j, c in enumerate(new)
+                if _member_keys(p) & _member_keys(c)
+            ),
+        )
+        matched: dict[int, int] = {}
+        for _, i, j in pairs:
+            if i not in matched and j not in matched.values():
+                matched[i] = j
+        for j, c in enumerate(new):
+            if j in matched.values():
+                continue
+            came = sorted({was_in[k][0] for k in _member_keys(c) if k in was_in} - {cell})
+            out.append({"cell": cell, "change": "added", "text": c["text"], "from": came})
+        for i, p in enumerate(old):
+            if i not in matched:
+                into = sorted({now_in[k] for k in _member_keys(p) if k in now_in})
+                out.append(
+                    {
+                        "cell": cell,
+                        "change": "removed",
+                        "text": p["text"],
+                        "into": [{"cell": ck, "text": t} for ck, t in into],
+                    }
+                )
+                continue
+            c = new[matched[i]]
+            pk, ck_ = _member_keys(p), _member_keys(c)
+            if pk != ck_:
+                out.append(
+                    {
+                        "cell": cell,
+                        "change": "members",
+                        "text": c["text"],
+                        "added": [
+                            m for m in c["members"] if (m["group"], _norm(m["text"])) not in pk
+                        ],
+                        "removed": [
+                            m for m in p["members"] if (m["group"], _norm(m["text"])) not in ck_
+                        ],
+                    }
+                )
+            if p["text"] != c["text"]:
+                out.append(
+                    {
+                        "cell": cell,
+                        "change": "wording",
+                        "text": c["text"],
+                        "before": p["text"],
+                        "after": c["text"],
+                    }
+                )
+            if bool(p.get("common")) != bool(c.get("common")):
+                out.append(
+                    {
+                        "cell": cell,
+                        "change": "common",
+                        "text": c["text"],
+                        "before": bool(p.get("common")),
+                        "after": bool(c.get("common")),
+                    }
+                )
+    return out
 
 
 def common_table(result: dict[str, Any]) -> list[dict[str, Any]]:

@@ -102,18 +102,20 @@ def group_memo_context(
     discussion: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for cell in result["cells"]:
         for theme in cell["themes"]:
-            for m in theme["members"]:
-                if m["group"] == group_key:
-                    # Only what the compilation shows is said of the other groups: that
-                    # they raised the same point (``shared``: how many), never that they
-                    # did not (a point worded otherwise elsewhere may have been missed).
-                    discussion[f"{cell['priority_area']}/{cell['service_area']}"].append(
-                        {
-                            "text": m["text"],
-                            "member": m["text"],
-                            "shared": len(set(theme["groups"]) - {group_key}),
-                        }
-                    )
+            own = [m["text"] for m in theme["members"] if m["group"] == group_key]
+            if not own:
+                continue
+            # The group's own words, unless the coordinator worded the theme on the review
+            # page: then that wording, once, in every group's memo. Only what the
+            # compilation shows is said of the other groups: that they raised the same point
+            # (``shared``: how many), never that they did not (a point worded otherwise
+            # elsewhere may have been missed).
+            lines = [theme["text"]] if theme.get("wording_by") else list(dict.fromkeys(own))
+            shared = len(set(theme["groups"]) - {group_key})
+            for text in lines:
+                discussion[f"{cell['priority_area']}/{cell['service_area']}"].append(
+                    {"text": text, "member": own[0] if text not in own else text, "shared": shared}
+                )
     members = {m.key for m in s.group.municipalities}
     names = {m.key: view.text(m.name, language) for m in s.group.municipalities}
     feedback = [

@@ -14,35 +14,39 @@ with ``hytetu serve-feedback``.
 from __future__ import annotations
 
 import hashlib
-import hmac
-import ipaddress
-import logging
-import math
 import os
 import re
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
-from urllib.parse import parse_qs
+from typing import Any
 
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from hytetu import db, feedback
 from hytetu.config import FeedbackImport
 from hytetu.errors import HytetuError
 from hytetu.state import CycleView, cycle_view
+from hytetu.web.security import (  # noqa: F401 (HSTS, server_config: part of this API)
+    HSTS,
+    CsrfTokens,
+    RateLimit,
+    RateLimits,
+    SecurityHeaders,
+    behind_proxies,
+    parse_trusted_proxies,
+    read_form,
+    server_config,
+)
 
 LANGUAGES = ("fi", "sv")
 COOKIE = "hytetu_form"
@@ -61,18 +65,6 @@ LIMITS = {
     "website": 200,
 }
 HONEYPOT = "website"
-SECURITY_HEADERS = {
-    "content-security-policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "x-content-type-options": "nosniff",
-    "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
-    "cache-control": "no-store",
-    "cross-origin-opener-policy": "same-origin",
-}
-HSTS = "max-age=31536000"  # only on responses whose original scheme is https
 # Shown for any unexpected error: no exception text, path or SQL ever reaches the client.
 SERVER_ERROR_PAGE = """<!DOCTYPE html>
 <html lang="fi"><head><meta charset="utf-8"><title>Virhe – Fel</title></head><body>
@@ -84,12 +76,6 @@ ota yhteyttä hyvinvointialueen yhteyshenkilöön.</p>
 kontakta välfärdsområdets kontaktperson.</p>
 </body></html>
 """
-TOO_MANY = (
-    "Liian monta pyyntöä. Yritä uudelleen {minutes} minuutin kuluttua.\n"
-    "För många förfrågningar. Försök igen om {minutes} minuter.\n"
-)
-MAX_TRACKED_CLIENTS = 50_000  # bounds the rate limiter's memory under a flood of addresses
-log = logging.getLogger("hytetu.webform")
 TYPE_LABELS = {
     "fi": {
         "municipality": "Kunta",
@@ -147,143 +133,6 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-class SecurityHeaders:
-    """Adds the security headers to every HTTP response, errors and 404s included."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers[name] = value
-                if scope.get("scheme") == "https":
-                    headers["strict-transport-security"] = HSTS
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-@dataclass(frozen=True)
-class RateLimits:
-    """How much one client (an IP address; IPv6 by its /64) may ask in a sliding window.
-    0 switches a limit off."""
-
-    submissions: int = 20  # POSTs of the form
-    requests: int = 300  # any request (page loads, stylesheet, POSTs)
-    window: float = 600.0  # seconds
-
-    def __post_init__(self) -> None:
-        if self.submissions < 0 or self.requests < 0 or self.window <= 0:
-            raise ValueError("rate limits must be 0 (off) or more, and the window positive")
-
-
-class SlidingWindow:
-    """At most ``limit`` hits per ``window`` seconds per key, in memory (the form is one
-    process). Only allowed hits are recorded, so a client that keeps knocking while refused
-    is let in again as soon as its oldest hit leaves the window."""
-
-    def __init__(self, limit: int, window: float, clock: Callable[[], float]) -> None:
-        self.limit, self.window, self.clock = limit, window, clock
-        self.hits: dict[str, deque[float]] = {}
-        self._swept = clock()
-
-    def hit(self, key: str) -> float:
-        """0.0 if allowed (and recorded), else the seconds until the next hit is allowed."""
-        if not self.limit:
-            return 0.0
-        now = self.clock()
-        self._sweep(now)
-        times = self.hits.setdefault(key, deque())
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if len(times) >= self.limit:
-            return max(times[0] + self.window - now, 0.001)
-        times.append(now)
-        return 0.0
-
-    def _sweep(self, now: float) -> None:
-        if now - self._swept < self.window and len(self.hits) < MAX_TRACKED_CLIENTS:
-            return
-        self._swept = now
-        for key in [k for k, t in self.hits.items() if not t or t[-1] <= now - self.window]:
-            del self.hits[key]
-        while len(self.hits) >= MAX_TRACKED_CLIENTS:  # a flood from many addresses
-            del self.hits[next(iter(self.hits))]
-
-
-def client_key(scope: Scope) -> str:
-    """The client's address as the rate limits see it: after ProxyHeadersMiddleware (if a
-    trusted proxy sent the request) the real client's; an IPv6 client by its /64."""
-    client = scope.get("client")
-    host = client[0] if client else ""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host or "unknown"
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
-    return str(address)
-
-
-class RateLimit:
-    """429 with Retry-After when a client exceeds its requests or its form submissions."""
-
-    def __init__(
-        self, app: ASGIApp, limits: RateLimits, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.app = app
-        self.requests = SlidingWindow(limits.requests, limits.window, clock)
-        self.submissions = SlidingWindow(limits.submissions, limits.window, clock)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        key = client_key(scope)
-        wait = self.requests.hit(key)
-        if not wait and scope["method"] == "POST":
-            wait = self.submissions.hit(key)
-        if not wait:
-            await self.app(scope, receive, send)
-            return
-        seconds = math.ceil(wait)
-        log.warning("rate limit: %s refused for %s s", key, seconds)
-        response = Response(
-            TOO_MANY.format(minutes=max(1, math.ceil(seconds / 60))),
-            status_code=429,
-            headers={"retry-after": str(seconds)},
-            media_type="text/plain; charset=utf-8",
-        )
-        await response(scope, receive, send)
-
-
-def parse_trusted_proxies(value: str | Sequence[str] | None) -> list[str]:
-    """``"10.0.0.1, 10.1.0.0/16"`` -> a checked list; empty = trust no proxy. ``*`` trusts
-    every peer: only when nothing but the proxy can reach the form's port."""
-    items = value.split(",") if isinstance(value, str) else list(value or [])
-    proxies = [x.strip() for x in items if x.strip()]
-    for item in proxies:
-        if item == "*":
-            continue
-        try:
-            ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            raise ValueError(
-                f"trusted proxy {item!r} is not an IP address or network (e.g. 10.0.0.5, "
-                "10.0.0.0/24)"
-            ) from None
-    return proxies
-
-
 @dataclass
 class Page:
     status: int
@@ -310,29 +159,17 @@ class FeedbackForm:
         self.url = url
         self.clock = clock
         self.secret = secret
+        self.tokens = CsrfTokens(secret, TOKEN_MAX_AGE)
         self.region = region  # the region whose form this is; None: the only one loaded
 
     # --- tokens ---------------------------------------------------------------------
 
-    def _sign(self, sid: str, nonce: str, issued: int) -> str:
-        message = f"{sid}|{nonce}|{issued}".encode()
-        return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
-
     def new_token(self, sid: str) -> str:
-        nonce, issued = secrets.token_urlsafe(16), int(time.time())
-        return f"{nonce}.{issued}.{self._sign(sid, nonce, issued)}"
+        return self.tokens.new(sid)
 
     def check_token(self, sid: str | None, token: str) -> str | None:
         """The token's nonce when it is valid for this browser's cookie, else None."""
-        parts = token.split(".")
-        if not sid or len(parts) != 3 or not parts[1].isdigit():
-            return None
-        nonce, issued, signature = parts[0], int(parts[1]), parts[2]
-        if not hmac.compare_digest(self._sign(sid, nonce, issued), signature):
-            return None
-        if not 0 <= time.time() - issued <= TOKEN_MAX_AGE:
-            return None
-        return nonce
+        return self.tokens.check(sid, token)
 
     # --- pages ----------------------------------------------------------------------
 
@@ -563,24 +400,9 @@ def create_app(
                 logic.show, _language(request), request.cookies.get(COOKIE)
             )
             return respond(page, request)
-        content_type = request.headers.get("content-type", "").split(";")[0].strip()
-        if content_type != "application/x-www-form-urlencoded":
-            return Response("unsupported form encoding", status_code=415)
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY:
-            return Response("request too large", status_code=413)
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                return Response("request too large", status_code=413)
-        try:
-            parsed = parse_qs(
-                body.decode("utf-8"), keep_blank_values=True, max_num_fields=len(LIMITS) + 5
-            )
-        except (UnicodeDecodeError, ValueError):
-            return Response("malformed form", status_code=400)
-        form = {k: v[0] for k, v in parsed.items() if k in LIMITS}
+        form = await read_form(request, list(LIMITS), MAX_BODY)
+        if isinstance(form, Response):
+            return form
         page = await run_in_threadpool(
             logic.submit, _language(request, form), request.cookies.get(COOKIE), form
         )
@@ -601,31 +423,8 @@ def create_app(
         middleware=[Middleware(RateLimit, limits=limits or RateLimits(), clock=rate_clock)],
         exception_handlers={Exception: server_error},
     )
-    app = SecurityHeaders(app)
-    if proxies:
-        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
-
-        app = cast(ASGIApp, ProxyHeadersMiddleware(cast(Any, app), trusted_hosts=proxies))
+    app = behind_proxies(SecurityHeaders(app), proxies)
     return app
-
-
-def server_config(
-    app: ASGIApp, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"
-) -> Any:
-    """uvicorn's settings for the form: no Server header, and uvicorn's own proxy-header
-    handling off (it would trust 127.0.0.1 by default); ``create_app(trusted_proxies=…)``
-    does it instead, with nothing trusted unless configured."""
-    import uvicorn
-
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        server_header=False,
-        proxy_headers=False,
-        lifespan="off",
-    )
 
 
 def serve(
