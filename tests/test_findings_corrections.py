@@ -230,7 +230,8 @@ def test_common_mark_overrides_the_group_count(case) -> None:
     assert YARD in [t["teema"] for t in findings.common_table(result)]
     with db.session_scope(url) as s:
         lines = memos.group_memo_context(cycle_view(s), result, first)["discussion"]
-    assert {"text": YARD, "specific": False} in lines[info["cell"]]
+    # The memo says of other groups only what the compile shows: none joined this line.
+    assert {"text": YARD, "member": YARD, "shared": 0} in lines[info["cell"]]
     with pytest.raises(StateError, match="true or false"):
         correct(url, "common", cell=info["cell"], text=YARD, common="yes")
 

@@ -266,7 +266,8 @@ def test_the_page_shows_themes_findings_groups_and_suggestions(case) -> None:
     for text in (LAMP, YARD, GRIT, SCOOTER):
         assert html.escape(text) in page
     assert "Jämsä, Keuruu, Multia ja Petäjävesi" in page  # the first group by its name
-    assert "Yhdistä" in page and "Pidä erillään" in page and "Samankaltaisuus 41 %" in page
+    assert "Yhdistä" in page and "Pidä erillään" in page
+    assert re.search(r"Samankaltaisuus \d+ %", page)
     assert "Yhteinen" in page and "kuntaryhmää" in page
     assert page.count('name="kind" value="move"') >= 5 and "Siirrä" in page
     assert 'name="wording"' in page and "Merkitse yhteiseksi" in page
@@ -496,7 +497,8 @@ def test_browser_merge_move_reword_then_the_memos_show_it(
         "height": min(box["height"], 1400) + 16,
     }
     shoot(page, "review-cell-suggestion-fi.png", full_page=True, clip=top)
-    section.locator(".suggestion", has_text=YARD).get_by_role("button", name="Yhdistä").click()
+    pair = section.locator(".suggestion", has_text=YARD).filter(has_text=GRIT)
+    pair.get_by_role("button", name="Yhdistä").click()
     page.wait_for_selector("text=Nostot yhdistettiin samaksi teemaksi")
     assert page.url.endswith("#" + anchor(cell))
 
