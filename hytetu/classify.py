@@ -97,5 +97,5 @@ class _Space:
 
 
 # Fixed before measuring (not tuned on the labelled set): below it a response is
-# "unclassified" and waits for the admin. bench/classify_accuracy.py shows what it costs.
+# "unclassified" and waits for the admin. bench/compile_quality.py shows how often it is right.
 CONFIDENCE_THRESHOLD = 0.15
