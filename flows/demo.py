@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hytetu import db, memos, phases, render
+from hytetu.findings import latest_compilation
 from hytetu.simulate import tick_times
 from hytetu.state import cycle_view
 
@@ -174,7 +175,15 @@ def summary(url: str, out: Path) -> dict:
         responses = s.execute(
             select(db.FeedbackResponse.late, func.count()).group_by(db.FeedbackResponse.late)
         ).all()
+        compiled = latest_compilation(view)
+        cells = compiled.result["cells"] if compiled else []
+        themes = [t for c in cells for t in c["themes"]]
         return {
+            "compilation": {
+                "themes": len(themes),
+                "common": sum(1 for t in themes if t["common"]),
+                "suggestions": sum(len(c.get("suggestions", [])) for c in cells),
+            },
             "sessions": len(view.sessions()),
             "findings": findings,
             "feedback": {"late" if late else "on_time": n for late, n in responses},

@@ -323,6 +323,11 @@ def demo(
         f"  feedback responses  {responses.get('on_time', 0)} on time + "
         f"{responses.get('late', 0)} late (form exports in the config's feedback/)"
     )
+    c = result["compilation"]
+    typer.echo(
+        f"  compilation         {c['themes']} themes, {c['common']} common to 2+ groups, "
+        f"{c['suggestions']} suggestions left to the review page (not reviewed in the demo)"
+    )
     typer.echo(f"  memos rendered      {len(result['memos'])}")
     typer.echo(f"  memos dispatched    {messages.get('memo', 0)} letters to registries")
     typer.echo(f"  failed messages     {result['failed']}")

@@ -766,14 +766,23 @@ def latest_compilation(view: CycleView) -> db.Compilation | None:
     ).first()
 
 
-def previous_compilation(view: CycleView) -> db.Compilation | None:
-    """The compilation before the newest one (what ``changes`` compares against)."""
-    return view.session.scalars(
-        select(db.Compilation)
-        .filter_by(cycle_id=view.cycle.id)
-        .order_by(db.Compilation.id.desc())
-        .offset(1)
+def review_baseline(view: CycleView) -> db.Compilation | None:
+    """What the review's changes compare against: the compilation the newest memos were
+    rendered from, or before any render the cycle's first compilation (the compile's own
+    result, before the coordinator's corrections). Every action on the review page
+    compiles anew, so the compilation just before the newest would show only the last
+    action."""
+    rendered = view.session.scalars(
+        select(db.MemoVersion.compilation_id)
+        .join(db.Memo)
+        .where(db.Memo.cycle_id == view.cycle.id)
+        .order_by(db.MemoVersion.id.desc())
         .limit(1)
+    ).first()
+    if rendered is not None:
+        return view.session.get(db.Compilation, rendered)
+    return view.session.scalars(
+        select(db.Compilation).filter_by(cycle_id=view.cycle.id).order_by(db.Compilation.id)
     ).first()
 
 

@@ -262,7 +262,7 @@ def test_a_correction_whose_finding_is_gone_is_not_applied(case) -> None:
     }
 
 
-def test_changes_since_the_previous_compilation(case) -> None:
+def test_changes_since_the_compile_before_the_review(case) -> None:
     url, info = case
     cell, other = info["cell"], info["other"]
     first = compile_(url)
@@ -274,8 +274,8 @@ def test_changes_since_the_previous_compilation(case) -> None:
     correct(url, "common", cell=cell, text=LAMP, common=False)
     second = compile_(url)
     with db.session_scope(url) as s:
-        view = cycle_view(s)
-        assert findings.previous_compilation(view).result == first
+        # Before any memo is rendered, the review compares with the compile's own result.
+        assert findings.review_baseline(cycle_view(s)).result == first
     got = findings.changes(first, second)
     mine = [c for c in got if {LAMP, YARD, GRIT, SCOOTER, "Kirjastoauton pysäkit"} & {c["text"]}]
     kinds = {(c["cell"], c["change"], c["text"]) for c in mine}

@@ -260,7 +260,7 @@ def test_the_page_shows_themes_findings_groups_and_suggestions(case) -> None:
     client = TestClient(app(url))
     overview = log_in(client)
     assert "Arjen turvallisuuden edistäminen" in overview
-    assert "Muutokset edellisestä koonnista" in overview and "Kaikki tehdyt muutokset" in overview
+    assert "Muutokset tarkistuksen aikana" in overview and "Kaikki tehdyt muutokset" in overview
     page = client.get(area_of(info["cell"])).text
     assert f'id="{anchor(info["cell"])}"' in page
     for text in (LAMP, YARD, GRIT, SCOOTER):
@@ -358,7 +358,7 @@ def test_swedish_pages(case) -> None:
     log_in(client, lang="sv")
     page = client.get("/?lang=sv").text
     assert '<html lang="sv">' in page and "Granskning av sammandraget" in page
-    assert "Ändringar sedan förra sammandraget" in page
+    assert "Ändringar under granskningen" in page
     assert 'href="/?lang=fi" lang="fi"' in page
     area = client.get(area_of(info["cell"]) + "?lang=sv").text
     assert "Spara formuleringen" in area and "Markera som gemensamt" in area
@@ -483,7 +483,7 @@ def test_browser_merge_move_reword_then_the_memos_show_it(
     page.fill("#name", "Kaija Koordinaattori")
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
-    page.wait_for_selector("text=Muutokset edellisestä koonnista")
+    page.wait_for_selector("text=Muutokset tarkistuksen aikana")
 
     # Accept the suggestion: one click.
     page.goto(base + area_of(cell))  # not scrolled: the box is in page coordinates
@@ -525,7 +525,7 @@ def test_browser_merge_move_reword_then_the_memos_show_it(
 
     # The Swedish page.
     page.goto(base + "/?lang=sv")
-    page.wait_for_selector("text=Ändringar sedan förra sammandraget")
+    page.wait_for_selector("text=Ändringar under granskningen")
     assert page.locator("html").get_attribute("lang") == "sv"
     assert "Kaija Koordinaattori" in page.content() and NEW_WORDING in page.content()
     shoot(page, "review-overview-sv.png", full_page=True)

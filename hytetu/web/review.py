@@ -243,7 +243,9 @@ def page_context(view: CycleView, lang: str, area: str | None = None) -> dict[st
     priority area's cells in full."""
     pas, sas, cells = view.matrix()
     latest = findings.latest_compilation(view)
-    previous = findings.previous_compilation(view) if latest is not None else None
+    previous = findings.review_baseline(view) if latest is not None else None
+    if previous is not None and latest is not None and previous.id == latest.id:
+        previous = latest  # nothing since: no changes (not "the first compilation")
     result = latest.result if latest is not None else None
     labels: dict[str, str] = {}
     for s in view.sessions():
