@@ -72,7 +72,7 @@ def cluster(
     n = len(items)
     if n == 0:
         return []
-    total = m.similarities([i.text for i in items])
+    total = m.similarities([i.text for i in items]).copy()  # summed into below
     if SAME_GROUP_PENALTY:
         groups = np.array([i.group for i in items])
         same = groups[:, None] == groups[None, :]
@@ -578,14 +578,7 @@ def cross_cutting(cell_results: list[dict[str, Any]], m: Matcher) -> list[dict[s
     (lähisuhdeväkivalta raised under safety × health care and mental wellbeing × older
     people)."""
     nodes = [(c["priority_area"], c["service_area"], t) for c in cell_results for t in c["themes"]]
-    # Every pair of findings scored at once (cached in the matcher), then looked up.
-    m.similarities(sorted({x["text"] for _, _, t in nodes for x in t["members"]}))
     parent = list(range(len(nodes)))
-    node_keys = [set().union(*(m.keys(x["text"]) for x in t["members"])) for _, _, t in nodes]
-    index: dict[str, list[int]] = {}
-    for i, keys in enumerate(node_keys):
-        for key in keys:
-            index.setdefault(key, []).append(i)
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -593,18 +586,16 @@ def cross_cutting(cell_results: list[dict[str, Any]], m: Matcher) -> list[dict[s
             i = parent[i]
         return i
 
-    for i in range(len(nodes)):
-        for j in sorted({j for key in node_keys[i] for j in index[key] if j > i}):
-            if nodes[i][:2] == nodes[j][:2] or root(i) == root(j):
-                continue
-            ti, tj = nodes[i][2], nodes[j][2]
-            if any(
-                m.keys(a["text"]) & m.keys(b["text"])
-                and m.similarity(a["text"], b["text"]) >= CROSS_THRESHOLD
-                for a in ti["members"]
-                for b in tj["members"]
-            ):
-                parent[root(j)] = root(i)
+    if nodes:
+        # Every pair of findings scored at once; a theme meets another where any of their
+        # findings do: the maximum over each theme's rows, then over its columns.
+        texts = [x["text"] for _, _, t in nodes for x in t["members"]]
+        starts = np.cumsum([0] + [len(t["members"]) for _, _, t in nodes[:-1]])
+        sim = m.similarities(texts)
+        near = np.maximum.reduceat(np.maximum.reduceat(sim, starts, axis=0), starts, axis=1)
+        for i, j in zip(*np.nonzero(np.triu(near >= CROSS_THRESHOLD, 1)), strict=True):
+            if nodes[i][:2] != nodes[j][:2] and root(int(i)) != root(int(j)):
+                parent[root(int(j))] = root(int(i))
     components: dict[int, list[int]] = {}
     for i in range(len(nodes)):
         components.setdefault(root(i), []).append(i)
@@ -721,12 +712,13 @@ def _feedback(
         members = [x["text"] for t in cell["themes"] for x in t["members"]]
         if not (cell["feedback"] and members):
             continue
-        m.similarities(members + [e["text"] for e in cell["feedback"]])
-        for e in cell["feedback"]:
-            for t in cell["themes"]:
-                if any(m.similarity(e["text"], x["text"]) >= MERGE_THRESHOLD for x in t["members"]):
-                    t["feedback"] = t.get("feedback", 0) + 1
-                    break
+        sim = m.similarities([e["text"] for e in cell["feedback"]], members)
+        starts = np.cumsum([0] + [len(t["members"]) for t in cell["themes"][:-1]])
+        by_theme = np.maximum.reduceat(sim, starts, axis=1)
+        for row in by_theme >= MERGE_THRESHOLD:
+            if row.any():
+                t = cell["themes"][int(np.argmax(row))]
+                t["feedback"] = t.get("feedback", 0) + 1
     counts = {
         "total": len(responses),
         "on_time": sum(1 for r in responses if not r.late),

@@ -131,7 +131,8 @@ class Matcher:
     def __init__(self, texts: Iterable[str], languages: tuple[str, ...] = ("fi",)) -> None:
         self.languages = tuple(languages) or ("fi",)
         self._tokens: dict[str, tuple[Token, ...]] = {}
-        self._pairs: dict[tuple[str, str], float] = {}
+        # Matrices already scored, with the index of their texts (newest last).
+        self._blocks: list[tuple[dict[str, int], dict[str, int], np.ndarray]] = []
         docs = {t for t in texts}
         df: Counter[str] = Counter()
         for text in docs:
@@ -169,59 +170,69 @@ class Matcher:
     def similarity(self, a: str, b: str) -> float:
         if a == b:
             return 1.0
-        key = (a, b) if a < b else (b, a)
-        score = self._pairs.get(key)
-        if score is None:
-            score = float(self.similarities(list(key))[0, 1])
-        return score
+        for rows, cols, block in reversed(self._blocks):
+            i, j = rows.get(a), cols.get(b)
+            if i is not None and j is not None:
+                return float(block[i, j])
+            i, j = rows.get(b), cols.get(a)
+            if i is not None and j is not None:
+                return float(block[i, j])
+        return float(self.similarities([a, b])[0, 1])
 
-    def similarities(self, texts: list[str]) -> np.ndarray:
-        """The n × n matrix of ``similarity`` for every pair of ``texts``."""
-        n = len(texts)
-        out = np.eye(n, dtype=np.float64)
-        toks = [self.tokens(t) for t in texts]
+    def similarities(self, texts: list[str], others: list[str] | None = None) -> np.ndarray:
+        """The matrix of ``similarity`` of every text with every other (n × n), or with
+        each of ``others`` (n × m: feedback responses against a cell's findings)."""
+        cols_texts = texts if others is None else others
+        out = np.zeros((len(texts), len(cols_texts)), dtype=np.float64)
+        toks_a = [self.tokens(t) for t in texts]
+        toks_b = toks_a if others is None else [self.tokens(t) for t in cols_texts]
         table: dict[Token, int] = {}
-        for ts in toks:
+        for ts in toks_a + toks_b:
             for t in ts:
                 table.setdefault(t, len(table))
         words = list(table)
-        full = [i for i in range(n) if toks[i]]
-        if words and full:
+        rows = [i for i, ts in enumerate(toks_a) if ts]
+        cols = [j for j, ts in enumerate(toks_b) if ts]
+        if rows and cols:
             match = self._word_matrix(words)
-            ids = [np.array([table[t] for t in toks[i]], dtype=np.int64) for i in full]
-            fw = [self._weights(texts[i]) for i in full]
-            cols = np.concatenate(ids)
-            starts = np.cumsum([0] + [len(x) for x in ids[:-1]])
-            k = np.array([len(x) for x in ids], dtype=np.float64)
-            total = np.array([w.sum() for w in fw])
-            cover = np.zeros((len(full), len(full)))  # of row's words by column's
-            least = np.zeros((len(full), len(full)))  # row's weakest word match in column
-            for r, x in enumerate(ids):
-                best = np.maximum.reduceat(match[np.ix_(x, cols)], starts, axis=1)
-                cover[r] = fw[r] @ best / total[r]
-                least[r] = best.min(axis=0)
-            score = (cover * total[:, None] + cover.T * total[None, :]) / (
-                total[:, None] + total[None, :]
+            ids_a = [np.array([table[t] for t in toks_a[i]], dtype=np.int64) for i in rows]
+            ids_b = [np.array([table[t] for t in toks_b[j]], dtype=np.int64) for j in cols]
+            w_a = [self._weights(texts[i]) for i in rows]
+            w_b = [self._weights(cols_texts[j]) for j in cols]
+            cover_ab, least_ab = _cover(match, ids_a, w_a, ids_b)
+            cover_ba, least_ba = (
+                (cover_ab, least_ab) if others is None else _cover(match, ids_b, w_b, ids_a)
             )
+            cover_ba, least_ba = cover_ba.T, least_ba.T  # [row, col] like the others
+            tot_a = np.array([w.sum() for w in w_a])[:, None]
+            tot_b = np.array([w.sum() for w in w_b])[None, :]
+            score = (cover_ab * tot_a + cover_ba * tot_b) / (tot_a + tot_b)
             if CENTROID_WEIGHT:
-                score = np.maximum(score, CENTROID_WEIGHT * self._centroid_cos(words, ids, fw))
+                cent = self._centroid_cos(words, ids_a, w_a, ids_b, w_b)
+                score = np.maximum(score, CENTROID_WEIGHT * cent)
             # Wholly contained: every word of the shorter one has its own strong match.
-            small = k[:, None] <= k[None, :]
-            contained = (
-                small & (k[:, None] >= 2) & (k[None, :] <= SPAN * k[:, None]) & (least >= CONTAINED)
-            )
-            lifted = np.where(contained, 0.95 * cover, 0.0)
-            score = np.maximum(score, np.maximum(lifted, lifted.T))
-            out[np.ix_(full, full)] = score
-        norms = [_norm(t) for t in texts]
-        for i in range(n):
-            for j in range(i + 1, n):
-                if not (toks[i] and toks[j]):
-                    out[i, j] = out[j, i] = 1.0 if norms[i] == norms[j] else 0.0
-                out[i, j] = out[j, i] = round(float(out[i, j]), 4)
-                key = (texts[i], texts[j]) if texts[i] < texts[j] else (texts[j], texts[i])
-                self._pairs[key] = 1.0 if texts[i] == texts[j] else float(out[i, j])
-        np.fill_diagonal(out, 1.0)
+            k_a = np.array([len(x) for x in ids_a], dtype=np.float64)[:, None]
+            k_b = np.array([len(x) for x in ids_b], dtype=np.float64)[None, :]
+            a_in_b = (k_a <= k_b) & (k_a >= 2) & (k_b <= SPAN * k_a) & (least_ab >= CONTAINED)
+            b_in_a = (k_b <= k_a) & (k_b >= 2) & (k_a <= SPAN * k_b) & (least_ba >= CONTAINED)
+            score = np.maximum(score, np.where(a_in_b, 0.95 * cover_ab, 0.0))
+            score = np.maximum(score, np.where(b_in_a, 0.95 * cover_ba, 0.0))
+            out[np.ix_(rows, cols)] = score
+        # No content words: alike only when written alike. A text is itself.
+        norms_b = [_norm(t) for t in cols_texts]
+        for i in (i for i, ts in enumerate(toks_a) if not ts):
+            out[i] = [1.0 if _norm(texts[i]) == nb else 0.0 for nb in norms_b]
+        for j in (j for j, ts in enumerate(toks_b) if not ts):
+            out[:, j] = [1.0 if _norm(t) == norms_b[j] else 0.0 for t in texts]
+        where_b: dict[str, list[int]] = {}
+        for j, text in enumerate(cols_texts):
+            where_b.setdefault(text, []).append(j)
+        for i, text in enumerate(texts):
+            out[i, where_b.get(text, [])] = 1.0
+        out = np.round(out, 4)
+        index_a = {t: i for i, t in enumerate(texts)}
+        index_b = index_a if others is None else {t: j for j, t in enumerate(cols_texts)}
+        self._blocks.append((index_a, index_b, out))
         return out
 
     def _word_matrix(self, words: list[Token]) -> np.ndarray:
@@ -249,19 +260,27 @@ class Matcher:
         return m
 
     def _centroid_cos(
-        self, words: list[Token], ids: list[np.ndarray], weights: list[np.ndarray]
+        self,
+        words: list[Token],
+        ids_a: list[np.ndarray],
+        w_a: list[np.ndarray],
+        ids_b: list[np.ndarray],
+        w_b: list[np.ndarray],
     ) -> np.ndarray:
         """The findings' IDF-weighted mean word vectors, compared: above ``CENTROID_FLOOR``
         scaled to 0..1."""
         vecs = [_token_vector(t) for t in words]
         zero = np.zeros(vectors.DIMENSIONS, dtype=np.float64)
         v = np.stack([x if x is not None else zero for x in vecs]).astype(np.float64)
-        cent = np.stack(
-            [(v[x] * w[:, None]).sum(axis=0) for x, w in zip(ids, weights, strict=True)]
-        )
-        norm = np.linalg.norm(cent, axis=1)
-        cent = np.where(norm[:, None] > 0, cent / np.maximum(norm, 1e-12)[:, None], 0.0)
-        return np.maximum(0.0, (cent @ cent.T - CENTROID_FLOOR) / (1.0 - CENTROID_FLOOR))
+
+        def centroids(ids: list[np.ndarray], weights: list[np.ndarray]) -> np.ndarray:
+            pairs = zip(ids, weights, strict=True)
+            cent = np.stack([(v[x] * w[:, None]).sum(axis=0) for x, w in pairs])
+            norm = np.linalg.norm(cent, axis=1)
+            return np.where(norm[:, None] > 0, cent / np.maximum(norm, 1e-12)[:, None], 0.0)
+
+        cos = centroids(ids_a, w_a) @ centroids(ids_b, w_b).T
+        return np.maximum(0.0, (cos - CENTROID_FLOOR) / (1.0 - CENTROID_FLOOR))
 
     def keys(self, text: str) -> frozenset[str]:
         """Keys that two findings share whenever their lexical match is above 0 (lemmas,
@@ -274,6 +293,22 @@ class Matcher:
                 keys.add("p:" + t.lemma[:4])
                 keys.update("s:" + t.lemma[-k:] for k in range(4, len(t.lemma) + 1))
         return frozenset(keys) or frozenset({"n:" + _norm(text)})
+
+
+def _cover(
+    match: np.ndarray, ids_a: list[np.ndarray], w_a: list[np.ndarray], ids_b: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """How much of each finding of ``a`` the findings of ``b`` cover (its words' best
+    matches, weighted), and its weakest word's best match, as |a| × |b| matrices."""
+    cols = np.concatenate(ids_b)
+    starts = np.cumsum([0] + [len(x) for x in ids_b[:-1]])
+    cover = np.zeros((len(ids_a), len(ids_b)))
+    least = np.zeros((len(ids_a), len(ids_b)))
+    for r, (x, w) in enumerate(zip(ids_a, w_a, strict=True)):
+        best = np.maximum.reduceat(match[np.ix_(x, cols)], starts, axis=1)
+        cover[r] = w @ best / w.sum()
+        least[r] = best.min(axis=0)
+    return cover, least
 
 
 def _norm(text: str) -> str:
