@@ -34,6 +34,14 @@ app.add_typer(findings_app, name="findings")
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "examples" / "keski-suomi-2025"
 
+TrustedProxies = Annotated[
+    str,
+    typer.Option(
+        envvar="HYTETU_TRUSTED_PROXIES",
+        help="Reverse proxies (IPs or networks, comma-separated) whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed; default: none",
+    ),
+]
 Region = Annotated[
     str | None,
     typer.Option(
@@ -370,14 +378,7 @@ def feedback_import_file(
 def serve_feedback(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
-    trusted_proxies: Annotated[
-        str,
-        typer.Option(
-            envvar="HYTETU_TRUSTED_PROXIES",
-            help="Reverse proxies (IPs or networks, comma-separated) whose X-Forwarded-For "
-            "and X-Forwarded-Proto are believed; default: none",
-        ),
-    ] = "",
+    trusted_proxies: TrustedProxies = "",
     rate_submissions: Annotated[
         int,
         typer.Option(
@@ -417,14 +418,7 @@ def serve_feedback(
 def serve_review(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8001,
-    trusted_proxies: Annotated[
-        str,
-        typer.Option(
-            envvar="HYTETU_TRUSTED_PROXIES",
-            help="Reverse proxies (IPs or networks, comma-separated) whose X-Forwarded-For "
-            "and X-Forwarded-Proto are believed; default: none",
-        ),
-    ] = "",
+    trusted_proxies: TrustedProxies = "",
     region: Region = None,
 ) -> None:
     """Serve the coordinator's review page of the compilation (fi, sv). The password comes
