@@ -896,6 +896,13 @@ def common_table(result: dict[str, Any]) -> list[dict[str, Any]]:
 def markdown(result: dict[str, Any]) -> str:
     """The compilation in the shape of the county's summary slides, for the Prefect UI."""
     lines = ["# Koonti", "", f"Yhteinen teema: vähintään {result['threshold']} kuntaryhmää.", ""]
+    suggested = sum(len(c.get("suggestions", [])) for c in result["cells"])
+    if suggested:
+        lines += [
+            f"Koonti ei ollut varma {suggested} noston parista: ne odottavat tarkistusta "
+            "(yhdistä tai pidä erillään) ennen muistioiden hyväksymistä.",
+            "",
+        ]
     current = None
     for c in result["cells"]:
         if c["priority_area"] != current:
