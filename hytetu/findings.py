@@ -26,7 +26,7 @@ from sqlalchemy import select
 from hytetu import db
 from hytetu.classify import CONFIDENCE_THRESHOLD, CellClassifier
 from hytetu.errors import StateError
-from hytetu.language import Matcher, analyser_name, vectors
+from hytetu.language import Matcher, analyser_name, lexicon, vectors
 from hytetu.state import CycleView
 
 # Fixed on the development set (tests/data/matching_dev.yaml), never on the example: at or
@@ -550,7 +550,11 @@ def compile_cycle(view: CycleView, inputs: str | None = None) -> tuple[dict[str,
     feedback, unclassified = _feedback(view, cell_results, fixes, applied, m)
     result = {
         "inputs": inputs or inputs_digest(view),
-        "analyser": {"morphology": analyser_name(), "vectors": vectors.available()},
+        "analyser": {
+            "morphology": analyser_name(),
+            "vectors": vectors.available(),
+            "dictionaries": lexicon.available(),
+        },
         "threshold": threshold,
         "groups": groups,
         "cells": cell_results,

@@ -227,7 +227,7 @@ def test_slides_15_to_22_structure(compiled) -> None:
     remarks = {s["text"] for s in result["stakeholders"]}
     assert "Järjestöavustusten merkitys kasvaa, kun palveluja karsitaan." in remarks
     assert any("palveluntuottajafoorumissa" in f for f in result["forum"])
-    assert result["analyser"] == {"morphology": "voikko", "vectors": True}
+    assert result["analyser"] == {"morphology": "voikko", "vectors": True, "dictionaries": True}
 
 
 def test_themes_rank_by_number_of_groups(compiled) -> None:

@@ -282,18 +282,6 @@ class Matcher:
         cos = centroids(ids_a, w_a) @ centroids(ids_b, w_b).T
         return np.maximum(0.0, (cos - CENTROID_FLOOR) / (1.0 - CENTROID_FLOOR))
 
-    def keys(self, text: str) -> frozenset[str]:
-        """Keys that two findings share whenever their lexical match is above 0 (lemmas,
-        roots, heads, the first four letters of unknown words): the prefilter for
-        comparisons across cells."""
-        keys: set[str] = set()
-        for t in self.tokens(text):
-            keys.update(t.roots)
-            if not t.known or t.lang == "sv":
-                keys.add("p:" + t.lemma[:4])
-                keys.update("s:" + t.lemma[-k:] for k in range(4, len(t.lemma) + 1))
-        return frozenset(keys) or frozenset({"n:" + _norm(text)})
-
 
 def _cover(
     match: np.ndarray, ids_a: list[np.ndarray], w_a: list[np.ndarray], ids_b: list[np.ndarray]
