@@ -27,6 +27,7 @@ from hytetu import db
 from hytetu.classify import CONFIDENCE_THRESHOLD, CellClassifier
 from hytetu.errors import StateError
 from hytetu.language import Matcher, analyser_name, lexicon, vectors
+from hytetu.language.analysis import normalise
 from hytetu.state import CycleView
 
 # Fixed on the development set (tests/data/matching_dev.yaml), never on the example: at or
@@ -42,10 +43,6 @@ CROSS_THRESHOLD = 0.55
 #: The corrections ``add_correction`` accepts; all but reclassify name a goal cell.
 CORRECTION_KINDS = ("merge", "split", "keep_apart", "move", "rename", "common", "reclassify")
 MAX_WORDING = 500  # characters of a theme's wording set by the coordinator
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.split()).casefold()
 
 
 @dataclass
@@ -171,9 +168,9 @@ def _theme(members: list[_Item], cell: str, m: Matcher, confidence: float = 1.0)
 
 
 def _find(clusters: list[list[_Item]], text: str) -> list[_Item] | None:
-    want = _norm(text)
+    want = normalise(text)
     for c in clusters:
-        if any(_norm(m.text) == want for m in c):
+        if any(normalise(m.text) == want for m in c):
             return c
     return None
 
@@ -192,7 +189,7 @@ def _apply(clusters: list[list[_Item]], correction: db.FindingCorrection, m: Mat
         c = _find(clusters, p["text"])
         if c is None:
             return False
-        out = [x for x in c if _norm(x.text) == _norm(p["text"])]
+        out = [x for x in c if normalise(x.text) == normalise(p["text"])]
         if len(out) < len(c):
             for x in out:
                 c.remove(x)
@@ -211,12 +208,12 @@ def _apply(clusters: list[list[_Item]], correction: db.FindingCorrection, m: Mat
 def _separate(members: list[_Item], a: str, b: str, m: Matcher) -> list[_Item]:
     """Take ``b`` out of the cluster it shares with ``a``, with the members more like ``b``
     than like ``a``; returns them (``members`` keeps the rest)."""
-    na, nb = _norm(a), _norm(b)
+    na, nb = normalise(a), normalise(b)
     out = [
         x
         for x in members
-        if _norm(x.text) == nb
-        or (_norm(x.text) != na and m.similarity(x.text, b) > m.similarity(x.text, a))
+        if normalise(x.text) == nb
+        or (normalise(x.text) != na and m.similarity(x.text, b) > m.similarity(x.text, a))
     ]
     for x in out:
         members.remove(x)
@@ -243,11 +240,11 @@ def _apply_moves(
         if source is None or target is None:
             applied[fix.id] = False
             continue
-        want = _norm(p["text"])
+        want = normalise(p["text"])
         moving = [
             i
             for i in source
-            if _norm(i.text) == want and (not p.get("group") or i.group == p["group"])
+            if normalise(i.text) == want and (not p.get("group") or i.group == p["group"])
         ]
         for item in moving:
             source.remove(item)
@@ -256,8 +253,10 @@ def _apply_moves(
 
 
 def _theme_of(themes: list[dict[str, Any]], text: str) -> dict[str, Any] | None:
-    want = _norm(text)
-    return next((t for t in themes if any(_norm(m["text"]) == want for m in t["members"])), None)
+    want = normalise(text)
+    return next(
+        (t for t in themes if any(normalise(m["text"]) == want for m in t["members"])), None
+    )
 
 
 def _apply_theme_fixes(
@@ -286,7 +285,7 @@ def _prune_suggestions(
     """No suggestion of a pair the coordinator kept apart, or of two findings that are
     in one theme already (a suggestion accepted is a merge)."""
     apart = {
-        (f.payload["cell"], frozenset({_norm(f.payload["a"]), _norm(f.payload["b"])}))
+        (f.payload["cell"], frozenset({normalise(f.payload["a"]), normalise(f.payload["b"])}))
         for f in fixes
         if f.kind == "keep_apart"
     }
@@ -294,14 +293,16 @@ def _prune_suggestions(
         if not c.get("suggestions"):
             continue
         cell = _cell_key(c["priority_area"], c["service_area"])
-        theme_of = {_norm(m["text"]): i for i, t in enumerate(c["themes"]) for m in t["members"]}
+        theme_of = {
+            normalise(m["text"]): i for i, t in enumerate(c["themes"]) for m in t["members"]
+        }
         c["suggestions"] = [
             x
             for x in c["suggestions"]
-            if (cell, frozenset({_norm(x["a"]), _norm(x["b"])})) not in apart
+            if (cell, frozenset({normalise(x["a"]), normalise(x["b"])})) not in apart
             and not (
-                _norm(x["a"]) in theme_of
-                and theme_of.get(_norm(x["a"])) == theme_of.get(_norm(x["b"]))
+                normalise(x["a"]) in theme_of
+                and theme_of.get(normalise(x["a"])) == theme_of.get(normalise(x["b"]))
             )
         ]
 
@@ -401,10 +402,10 @@ def placed_findings(view: CycleView) -> dict[str, list[_Item]]:
 
 
 def _resolve_text(texts: list[str], wanted: str, cell: str) -> str:
-    exact = [t for t in texts if _norm(t) == _norm(wanted)]
+    exact = [t for t in texts if normalise(t) == normalise(wanted)]
     if exact:
         return exact[0]
-    partial = sorted({t for t in texts if _norm(wanted) in _norm(t)})
+    partial = sorted({t for t in texts if normalise(wanted) in normalise(t)})
     if len(partial) == 1:
         return partial[0]
     if not partial:
@@ -783,7 +784,7 @@ def review_baseline(view: CycleView) -> db.Compilation | None:
 
 
 def _member_keys(theme: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(m["group"], _norm(m["text"])) for m in theme["members"]}
+    return {(m["group"], normalise(m["text"])) for m in theme["members"]}
 
 
 def changes(previous: dict[str, Any] | None, current: dict[str, Any]) -> list[dict[str, Any]]:
@@ -851,10 +852,10 @@ def changes(previous: dict[str, Any] | None, current: dict[str, Any]) -> list[di
                         "change": "members",
                         "text": c["text"],
                         "added": [
-                            m for m in c["members"] if (m["group"], _norm(m["text"])) not in pk
+                            m for m in c["members"] if (m["group"], normalise(m["text"])) not in pk
                         ],
                         "removed": [
-                            m for m in p["members"] if (m["group"], _norm(m["text"])) not in ck_
+                            m for m in p["members"] if (m["group"], normalise(m["text"])) not in ck_
                         ],
                     }
                 )

@@ -87,6 +87,24 @@ _fi_stemmer = snowballstemmer.stemmer("finnish")
 _sv_stemmer = snowballstemmer.stemmer("swedish")
 
 
+@lru_cache(maxsize=200_000)
+def fi_stem(word: str) -> str:
+    """Snowball's Finnish stem of a word, lower-cased: where Voikko does not know the
+    word, and the dictionaries' look-up key ("vanhukset" is found under "vanhus")."""
+    return str(_fi_stemmer.stemWord(word.casefold()))
+
+
+@lru_cache(maxsize=200_000)
+def sv_stem(word: str) -> str:
+    """Snowball's Swedish stem: a Swedish word's lemma here, and its dictionary key."""
+    return str(_sv_stemmer.stemWord(word.casefold()))
+
+
+def normalise(text: str) -> str:
+    """Spaces collapsed, case folded: how two wordings are compared as written."""
+    return " ".join(text.split()).casefold()
+
+
 def words(text: str) -> list[str]:
     """Lower-cased words; hyphens and slashes split compounds, "hva:n" is "hva"."""
     return [w.split(":", 1)[0] for w in _WORD.findall(text.casefold())]
@@ -121,7 +139,7 @@ def _finnish(word: str) -> Token | None:
     voikko = _voikko()
     analyses = voikko.analyse(word) if voikko is not None else []
     if not analyses:
-        stem = str(_fi_stemmer.stemWord(word))
+        stem = fi_stem(word)
         return Token(stem, frozenset({stem}), stem, "fi", False)
     if any(a.get("CLASS") in _FUNCTION_CLASSES for a in analyses):
         return None
@@ -137,7 +155,7 @@ def _finnish(word: str) -> Token | None:
 def _swedish(word: str) -> Token | None:
     if word in _SV_STOP or len(word) < 2:
         return None
-    stem = str(_sv_stemmer.stemWord(word))
+    stem = sv_stem(word)
     return Token(stem, frozenset({stem}), stem, "sv", True)
 
 

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
-import snowballstemmer
+from hytetu.language.analysis import fi_stem, sv_stem
 
 log = logging.getLogger(__name__)
 
@@ -81,20 +81,10 @@ def _words(text: str) -> list[str]:
     return out
 
 
-_fi_stem = snowballstemmer.stemmer("finnish")
-_sv_stem = snowballstemmer.stemmer("swedish")
-
-
-@lru_cache(maxsize=200_000)
-def fi_key(word: str) -> str:
-    """Finnish dictionary look-up key: the Snowball stem, so that "vanhukset" (a
-    translation as written) is found under "vanhus" (a lemma)."""
-    return str(_fi_stem.stemWord(word.casefold()))
-
-
-@lru_cache(maxsize=200_000)
-def sv_key(word: str) -> str:
-    return str(_sv_stem.stemWord(word.casefold()))
+# Dictionary keys are Snowball stems, so that "vanhukset" (a translation as written) is
+# found under "vanhus" (a lemma), and a Swedish token's lemma (its stem) is its key.
+fi_key = fi_stem
+sv_key = sv_stem
 
 
 class Lexicon:

@@ -26,7 +26,7 @@ from functools import lru_cache
 import numpy as np
 
 from hytetu.language import vectors
-from hytetu.language.analysis import Token, analyse, detect_language
+from hytetu.language.analysis import Token, analyse, detect_language, normalise
 from hytetu.language.lexicon import fi_key, lexicon
 
 VECTOR_FLOOR = 0.5
@@ -219,11 +219,11 @@ class Matcher:
             score = np.maximum(score, np.where(b_in_a, 0.95 * cover_ba, 0.0))
             out[np.ix_(rows, cols)] = score
         # No content words: alike only when written alike. A text is itself.
-        norms_b = [_norm(t) for t in cols_texts]
+        norms_b = [normalise(t) for t in cols_texts]
         for i in (i for i, ts in enumerate(toks_a) if not ts):
-            out[i] = [1.0 if _norm(texts[i]) == nb else 0.0 for nb in norms_b]
+            out[i] = [1.0 if normalise(texts[i]) == nb else 0.0 for nb in norms_b]
         for j in (j for j, ts in enumerate(toks_b) if not ts):
-            out[:, j] = [1.0 if _norm(t) == norms_b[j] else 0.0 for t in texts]
+            out[:, j] = [1.0 if normalise(t) == norms_b[j] else 0.0 for t in texts]
         where_b: dict[str, list[int]] = {}
         for j, text in enumerate(cols_texts):
             where_b.setdefault(text, []).append(j)
@@ -297,7 +297,3 @@ def _cover(
         cover[r] = w @ best / w.sum()
         least[r] = best.min(axis=0)
     return cover, least
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.split()).casefold()
