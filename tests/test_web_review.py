@@ -10,19 +10,16 @@ import html
 import io
 import os
 import re
-import threading
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import copy_sqlite
+from conftest import copy_sqlite, running
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import flag_modified
 from test_findings_corrections import GRIT, LAMP, LAMP_TOO, SCOOTER, YARD, prepare
-from test_webform import _free_port
 from test_webform import browser as browser  # a fixture
 from typer.testing import CliRunner
 
@@ -427,23 +424,9 @@ NEW_WORDING = "Pihojen talvikunnossapito ja liukastumisten ehkäisy"
 
 @pytest.fixture
 def served(case) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    import uvicorn
-
     url, info = case
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app(url), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", url, info
-    server.should_exit = True
-    thread.join(10)
+    with running(app(url)) as base:
+        yield base, url, info
 
 
 def _section(text: str, start: str, stop: str) -> str:

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import threading
-import time
 import warnings
 from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
-from conftest import helsinki
+from conftest import helsinki, running
 from sqlalchemy import func, select
 
 with warnings.catch_warnings():  # Starlette nags about httpx vs httpx2; httpx is what we have
@@ -237,36 +234,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def served(url: str, clock: Clock) -> Iterator[str]:
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(url, clock=clock, secret=b"browser-test"),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with running(create_app(url, clock=clock, secret=b"browser-test")) as base:
+        yield base
 
 
 @pytest.fixture

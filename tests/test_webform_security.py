@@ -9,12 +9,9 @@ import hashlib
 import hmac
 import re
 import secrets
-import socket
-import threading
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +24,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
+from conftest import running
 from test_webform import OPEN, Clock, responses, token, valid
 
 from hytetu import db, webform
@@ -37,7 +35,6 @@ from hytetu.webform import (
     TOKEN_MAX_AGE,
     RateLimits,
     create_app,
-    server_config,
 )
 
 SECRET = b"test-secret"
@@ -323,29 +320,6 @@ def test_an_unexpected_error_shows_a_plain_page_without_details(
 
 
 # --- a real uvicorn, direct and behind a proxy --------------------------------------
-
-
-@contextmanager
-def running(app: Any) -> Iterator[str]:
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(server_config(app, "127.0.0.1", port, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def test_direct_clients_cannot_spoof_forwarded_headers(url: str, clock: Clock) -> None:
