@@ -37,7 +37,7 @@ from flows.render import render_memos
 from flows.session_notes import import_session_notes
 from hytetu.errors import HytetuError, StateError
 from hytetu.phases import default_out_dir, region_keys, region_out, resolve_as_of
-from tasks import phases, reporting
+from tasks import phases, reporting, review
 
 # phase (as ``due_phases`` names it) -> the flow that runs it; each flow takes the subset
 # of (as_of, out_dir) it declares.
@@ -74,13 +74,13 @@ def transport_forced_to_file(dry_run: bool) -> Iterator[None]:
 def run_phase_flow(phase: str, as_of: datetime, out_dir: str, region: str | None = None) -> Any:
     flow_ = PHASE_FLOWS[phase]
     accepted = inspect.signature(flow_.fn).parameters
-    given = {"as_of": as_of, "out_dir": out_dir, "region": region}
+    given = {"as_of": as_of.isoformat(), "out_dir": out_dir, "region": region}
     return flow_(**{k: v for k, v in given.items() if k in accepted})
 
 
 @flow(name="annual-cycle", log_prints=True)
 def annual_cycle(
-    as_of: datetime | None = None,
+    as_of: str | None = None,
     out_dir: str | None = None,
     dry_run: bool = False,
     region: str | None = None,
@@ -90,8 +90,9 @@ def annual_cycle(
     does nothing the second time; after downtime it catches up in order.
 
     Args:
-        as_of: The moment to act as of (ISO 8601, e.g. 2025-10-02T07:00:00+03:00). Empty
-            means now. A time without a zone is read in the region's time zone.
+        as_of: The moment to act as of, in the region's time zone: a date means that
+            day's 07:00 tick (2.10.2025 or 2025-10-02), a time that moment (2.10.2025 7.00
+            or 2025-10-02 07:00). Empty means now. An explicit offset is kept.
         out_dir: The folder for calendars, memos and the file outbox. Empty means the
             worker's HYTETU_OUT (default hytetu-out, relative to the checkout). With
             several regions loaded, each region's files go to its own subfolder.
@@ -119,10 +120,10 @@ def annual_cycle(
     return done
 
 
-def _tick(as_of: datetime | None, out_dir: str, dry_run: bool, region: str | None) -> list[str]:
+def _tick(given: str | None, out_dir: str, dry_run: bool, region: str | None) -> list[str]:
     step = "tick"
     try:
-        as_of = resolve_as_of(as_of, region=region)
+        as_of = resolve_as_of(given, region=region)
         due = phases.due_phases(as_of, region)
         results: dict[str, Any] = {}
         for step in due:
@@ -135,9 +136,8 @@ def _tick(as_of: datetime | None, out_dir: str, dry_run: bool, region: str | Non
     waiting = reporting.publish_approval_request(out_dir, region)
     where = f"{region}: " if region else ""
     if waiting:
-        print(
-            f"{where}{waiting} memo versions wait for approval: see the approval request artifact"
-        )
+        started = review.start_review(out_dir, region)
+        print(f"{where}{waiting} memo versions wait for approval: {started}")
     if not due:
         print(f"{where}{as_of:%Y-%m-%d %H:%M}: nothing is due")
     return due

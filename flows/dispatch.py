@@ -7,7 +7,6 @@ tick, the UI or another worker, can overlap safely.
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 from prefect import flow
@@ -36,12 +35,13 @@ TABLE_COLUMNS = [
 
 @flow(name="dispatch-memos", log_prints=True)
 def dispatch_memos(
-    as_of: datetime | None = None, out_dir: str | None = None, region: str | None = None
+    as_of: str | None = None, out_dir: str | None = None, region: str | None = None
 ) -> dict:
     """Send each approved memo to its registries, once; report what went where.
 
     Args:
-        as_of: The moment to act as of (ISO 8601). Empty means now, in the region's zone.
+        as_of: The moment to act as of, in the region's time zone: a date (that day's
+            07:00 tick) or a time, e.g. 2.10.2025, 2025-10-02 07:00. Empty means now.
         out_dir: The folder for the file outbox and reports/. Empty means HYTETU_OUT.
         region: The region's key (region.yaml). Empty means the only region loaded.
     """

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from prefect import flow
 
 from hytetu.phases import resolve_as_of
@@ -12,11 +10,12 @@ from tasks.reporting import publish
 
 
 @flow(name="import-feedback", log_prints=True)
-def import_feedback(as_of: datetime | None = None, region: str | None = None) -> dict:
+def import_feedback(as_of: str | None = None, region: str | None = None) -> dict:
     """Read feedback/*.csv and *.xlsx of the config folder whose content is new or changed.
 
     Args:
-        as_of: The moment to act as of (ISO 8601). Empty means now, in the region's zone.
+        as_of: The moment to act as of, in the region's time zone: a date (that day's
+            07:00 tick) or a time, e.g. 2.10.2025, 2025-10-02 07:00. Empty means now.
         region: The region's key (region.yaml). Empty means the only region loaded.
     """
     report = phases.import_feedback(resolve_as_of(as_of, region=region), region)

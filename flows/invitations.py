@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from prefect import flow
 
 from hytetu.phases import default_out_dir, resolve_as_of
@@ -13,12 +11,13 @@ from tasks.reporting import publish
 
 @flow(name="send-invitations", log_prints=True)
 def send_invitations(
-    as_of: datetime | None = None, out_dir: str | None = None, region: str | None = None
+    as_of: str | None = None, out_dir: str | None = None, region: str | None = None
 ) -> dict:
     """Send the invitations that are due: new, moved or cancelled sessions, and reminders.
 
     Args:
-        as_of: The moment to act as of (ISO 8601). Empty means now, in the region's zone.
+        as_of: The moment to act as of, in the region's time zone: a date (that day's
+            07:00 tick) or a time, e.g. 2.10.2025, 2025-10-02 07:00. Empty means now.
         out_dir: The folder for calendars, memos and the file outbox. Empty means the
             worker's HYTETU_OUT.
         region: The region's key (region.yaml). Empty means the only region loaded.

@@ -206,6 +206,15 @@ def _memo(view: CycleView, key: str, kind: str, group: db.MunicipalityGroup | No
     return memo
 
 
+def document_title(view: CycleView, memo: db.Memo) -> str:
+    """A memo's name in its own language: "Muistio: <group>" or "Koonti: <cycle title>"."""
+    language = memo_language(view, memo)
+    titles = _TITLES.get(language, _TITLES["fi"])
+    if memo.group is not None:
+        return f"{titles['group']}: {view.text(memo.group.name, language)}"
+    return f"{titles['summary']}: {view.text(view.cycle.title, language)}"
+
+
 @dataclass
 class _Document:
     memo: db.Memo
@@ -523,15 +532,21 @@ def html_to_markdown(html: str) -> str:
     return parser.result()
 
 
-def review_markdown(version: db.MemoVersion, pdf_location: str | None = None) -> str:
-    """What the coordinator reads in the Prefect UI before approving one version."""
+def review_markdown(
+    version: db.MemoVersion, saved_at: str | None = None, region: str | None = None
+) -> str:
+    """What the coordinator reads in the Prefect UI before approving one version: links
+    that open its PDF and HTML in the browser (through the review page, see
+    ``reports.document_url``) and its text."""
+    pdf = reports.document_url(version.id, version.filename, region)
+    page = reports.document_url(version.id, version.filename.removesuffix(".pdf") + ".html", region)
     head = [
-        f"**{version.filename}** · version {version.number} · {version.status} · "
-        f"id {version.id} · sha256 `{version.content_hash[:12]}`",
+        f"**{version.filename}** · versio / version {version.number} · {version.status} · "
+        f"sha256 `{version.content_hash[:12]}`",
+        f"Avaa / Öppna: [PDF]({pdf}) · [HTML]({page})",
     ]
-    if pdf_location:
-        uri = pdf_location if "://" in pdf_location else f"file://{pdf_location}"
-        head.append(f"PDF: [{version.filename}]({uri}) (`{pdf_location}`)")
+    if saved_at:
+        head.append(f"Tallennettu myös / Sparad även: `{saved_at}`")
     return "\n\n".join(head) + "\n\n---\n\n" + html_to_markdown(version.html)
 
 
@@ -564,7 +579,7 @@ def prepare_review(
                     "number": v.number,
                     "pdf": str(path),
                     "key": reports.artifact_key(artifact_key(v), region),
-                    "markdown": review_markdown(v, str(path)),
+                    "markdown": review_markdown(v, str(path), region),
                 }
             )
     return items

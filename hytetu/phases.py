@@ -8,13 +8,23 @@ outbox/ for the file transport). These are plain functions: Prefect tasks wrap t
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from hytetu import db, feedback, feedback_import, findings, invitations, memos, notes, state
+from hytetu import (
+    db,
+    feedback,
+    feedback_import,
+    findings,
+    invitations,
+    localtime,
+    memos,
+    notes,
+    state,
+)
 from hytetu.config import Config, load_config
 from hytetu.dispatch import dispatch_memos, dispatch_settings
 from hytetu.load import load_config_into_db
@@ -366,14 +376,15 @@ def _dispatch_due(view: CycleView) -> bool:
 
 
 def resolve_as_of(
-    as_of: datetime | None, url: str | None = None, region: str | None = None
+    as_of: str | datetime | date | None, url: str | None = None, region: str | None = None
 ) -> datetime:
-    """``as_of`` made zone-aware in the region's zone; None means now."""
+    """``as_of`` made zone-aware in the region's zone (``localtime.parse_local``: a date
+    alone is that morning's tick); None or empty means now."""
     with db.session_scope(url) as s:
         tz = cycle_view(s, region).tz
-    if as_of is None:
+    if as_of is None or as_of == "":
         return datetime.now(tz)
-    return as_of.replace(tzinfo=tz) if as_of.tzinfo is None else as_of.astimezone(tz)
+    return localtime.parse_local(as_of, tz)
 
 
 def region_keys(url: str | None = None) -> list[str]:

@@ -7,14 +7,35 @@ No secrets: reports carry counts, addresses, subjects and file paths, never cred
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import select
 
 from hytetu import db
+
+REVIEW_URL_ENV = "HYTETU_REVIEW_URL"
+DEFAULT_REVIEW_URL = "http://127.0.0.1:8001/"
+
+
+def review_url(region: str | None = None) -> str:
+    """The review page's address as the coordinator's browser reaches it:
+    ``HYTETU_REVIEW_URL`` (``{region}`` stands for the region's key), default this machine."""
+    url = os.environ.get(REVIEW_URL_ENV, "").strip() or DEFAULT_REVIEW_URL
+    url = url.replace("{region}", region or "")
+    return url if url.endswith("/") else url + "/"
+
+
+def document_url(version_id: int, filename: str, region: str | None = None) -> str:
+    """Where the browser opens a memo version: the review page serves it behind its login,
+    from the database, so the link works whatever machine the worker runs on. ``filename``
+    ending in .html opens the HTML version."""
+    return f"{review_url(region)}documents/{version_id}/{quote(filename)}"
+
 
 _TITLES = {
     "load": "Asetukset ladattu / Configuration loaded",

@@ -8,7 +8,6 @@ run leaves the error's own text, without a traceback.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +16,6 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from hytetu import reports
 
 APPROVAL_KEY = "hytetu-approval-request"
-REVIEW_URL = "http://127.0.0.1:8001/"
 
 
 def publish(report: dict[str, Any], key: str | None = None) -> None:
@@ -62,8 +60,7 @@ def review_link(region: str | None = None) -> str:
     """The line at the top of the compilation's artifact that takes the coordinator to the
     review page: ``HYTETU_REVIEW_URL`` (default: the page on this machine), where
     ``{region}`` stands for the region's key when each region has a page of its own."""
-    url = os.environ.get("HYTETU_REVIEW_URL", "").strip() or REVIEW_URL
-    url = url.replace("{region}", region or "")
+    url = reports.review_url(region)
     return (
         f"**Tarkista koonti ennen muistioiden hyväksymistä:** [{url}]({url}) "
         "(`hytetu serve-review`)\n\n"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import io
+import json
 import re
 import shutil
 import threading
@@ -265,7 +266,12 @@ def test_review_markdown_is_the_memo_text_not_html(year, tmp_path: Path) -> None
     assert "- **Työllisyysalueet**: Jämsän ja Keuruun työllisyysalue" in md
     assert re.search(r"\n- [^\n]+ myös muualla \(\d\)\n", md)  # raised by other groups too
     assert "<" not in md.replace("&lt;", "")
-    assert f"({'file://' + item['pdf']})" in md and Path(item["pdf"]).read_bytes()[:5] == b"%PDF-"
+    # Links the browser opens through the review page, and where the worker saved it.
+    vid = item["version_id"]
+    assert f"[PDF](http://127.0.0.1:8001/documents/{vid}/{JAMSA})" in md
+    assert f"[HTML](http://127.0.0.1:8001/documents/{vid}/{JAMSA[:-4]}.html)" in md
+    assert "file://" not in md and f"`{item['pdf']}`" in md
+    assert Path(item["pdf"]).read_bytes()[:5] == b"%PDF-"
     assert re.fullmatch(r"[a-z0-9-]+", item["key"])
 
 
@@ -333,6 +339,11 @@ def _resume_when_paused(out_dir: str, run_input: dict, seen: dict) -> None:
         if runs:
             seen["flow_run_id"] = runs[0].id
             try:
+                keyset = runs[0].state.state_details.run_input_keyset
+                with get_client(sync_client=True) as client:
+                    seen["schema"] = json.loads(
+                        client.read_flow_run_input(runs[0].id, keyset["schema"])
+                    )
                 resume_flow_run(runs[0].id, run_input=run_input)
                 seen["resumed"] = True
                 return
@@ -360,10 +371,8 @@ def test_review_flow_pauses_and_records_the_coordinators_decisions(
             {
                 "reviewer": "Sanna Lahtinen",
                 "comment": "Luettu",
-                "decisions": [
-                    {"version_id": approve_id, "decision": "approve"},
-                    {"version_id": reject_id, "decision": "reject", "comment": "Korjattava"},
-                ],
+                f"memo_{approve_id}": {"decision": "hyväksy"},
+                f"memo_{reject_id}": {"decision": "hylkää", "comment": "Korjattava"},
             },
             seen,
         ),
@@ -374,6 +383,17 @@ def test_review_flow_pauses_and_records_the_coordinators_decisions(
     helper.join(10)
     assert seen.get("resumed"), seen
     assert state.is_completed(), state
+    # The form the UI drew: Finnish labels, one field per memo named by its title, a
+    # three-way choice; no version id or file name to type, no list to edit.
+    schema = seen["schema"]
+    props = schema["properties"]
+    assert props["reviewer"]["title"] == "Nimesi"
+    memo_fields = [k for k in props if k.startswith("memo_")]
+    assert len(memo_fields) == 7
+    assert props[f"memo_{reject_id}"]["title"] == "Muistio: Jämsä, Keuruu, Multia ja Petäjävesi"
+    text = json.dumps(schema, ensure_ascii=False)
+    assert '"hyväksy", "hylkää", "ei vielä"' in text
+    assert "array" not in text and "version_id" not in text and "Version" not in text
     result = state.result()
     assert result["approved"] == ["2025-muistio-joutsa-luhanka-toivakka.pdf"]
     assert result["rejected"] == [JAMSA]

@@ -548,7 +548,7 @@ def test_the_compilation_artifact_links_to_the_page(monkeypatch) -> None:
     monkeypatch.delenv("HYTETU_REVIEW_URL", raising=False)
     assert "[http://127.0.0.1:8001/](http://127.0.0.1:8001/)" in review_link()
     monkeypatch.setenv("HYTETU_REVIEW_URL", "https://hyte.example/{region}/koonti")
-    assert "(https://hyte.example/keski-suomi/koonti)" in review_link("keski-suomi")
+    assert "(https://hyte.example/keski-suomi/koonti/)" in review_link("keski-suomi")
 
 
 @pytest.mark.prefect

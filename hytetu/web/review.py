@@ -77,7 +77,12 @@ ACTION_FIELDS = (
     "wording",
     "common",
 )
-LOGIN_FIELDS = ("token", "lang", "name", "password")
+LOGIN_FIELDS = ("token", "lang", "name", "password", "next")
+# A memo document opens in the browser with its own inline styles and nothing else.
+DOCUMENT_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
 #: Login attempts one client may make, and all clients together, per window.
 LOGIN_ATTEMPTS = 10
 LOGIN_ATTEMPTS_ALL = 100
@@ -446,6 +451,20 @@ class Review:
             base = page_context(view, lang, area) if full else login_context(view, lang)
             return view.render(template, lang, base | extra)
 
+    def document(self, version_id: int, filename: str) -> tuple[bytes, str] | None:
+        """A memo version of this cycle as the coordinator opens it: (content, media type)
+        of its PDF, or of its HTML when ``filename`` ends in .html; None if there is none."""
+        with db.session_scope(self.url) as s:
+            view = cycle_view(s, self.region)
+            version = s.get(db.MemoVersion, version_id)
+            if version is None or version.memo.cycle_id != view.cycle.id:
+                return None
+            if filename == version.filename:
+                return version.pdf, "application/pdf"
+            if filename == version.filename.removesuffix(".pdf") + ".html":
+                return version.html.encode(), "text/html; charset=utf-8"
+            return None
+
     def act(self, actor: str, form: dict[str, str]) -> tuple[str, str]:
         """Store the correction and compile again, in one transaction. Returns (outcome,
         cell to go back to): outcome ``done:<kind>`` or an error code."""
@@ -477,6 +496,13 @@ class Review:
             log.info("review: %s refused: %s", kind, e)
             return "stale", cell
         return f"done:{kind}", payload["to"] if kind == "move" else cell
+
+
+def _next(value: str | None) -> str | None:
+    """Where to go after logging in: a document of this page only, never another site."""
+    if value and value.startswith("/documents/") and "//" not in value and "\\" not in value:
+        return value
+    return None
 
 
 def _language(request: Request, form: dict[str, str] | None, default: str) -> str:
@@ -541,14 +567,14 @@ def create_app(
         return await run_in_threadpool(logic.default_language)
 
     async def login_page(
-        request: Request, lang: str, error: str = "", status: int = 200
+        request: Request, lang: str, error: str = "", status: int = 200, after: str | None = None
     ) -> Response:
         sid = csrf_id(request)
         body = await run_in_threadpool(
             logic.render,
             "review_login.html.j2",
             lang,
-            {"token": tokens.new(sid[0]), "error": error, "name": ""},
+            {"token": tokens.new(sid[0]), "error": error, "name": "", "next": after or ""},
             False,
         )
         return html(request, body, status, sid)
@@ -584,29 +610,32 @@ def create_app(
         default = await default_language()
         if request.method != "POST":  # GET, or HEAD (Starlette answers it with GET)
             lang = _language(request, None, default)
+            after = _next(request.query_params.get("next"))
             if sessions.check(request.cookies.get(SESSION_COOKIE)):
-                return RedirectResponse(f"/?{urlencode({'lang': lang})}", status_code=303)
-            return await login_page(request, lang)
+                where = after or f"/?{urlencode({'lang': lang})}"
+                return RedirectResponse(where, status_code=303)
+            return await login_page(request, lang, after=after)
         form = await read_form(request, LOGIN_FIELDS, MAX_BODY)
         if isinstance(form, Response):
             return form
         lang = _language(request, form, default)
+        after = _next(form.get("next"))
         key = client_key(request.scope)
         wait = attempts.hit(key) or attempts_all.hit("*")
         if wait:
             log.warning("review: login attempts from %s refused for %d s", key, wait)
             return too_many(wait)
         if tokens.check(request.cookies.get(CSRF_COOKIE), form.get("token", "")) is None:
-            return await login_page(request, lang, "token", 403)
+            return await login_page(request, lang, "token", 403, after)
         name = clean_name(form.get("name", ""))
         given = form.get("password", "").encode()
         if not hmac.compare_digest(given, password.encode()):
             log.warning("review: wrong password from %s", key)
-            return await login_page(request, lang, "password", 403)
+            return await login_page(request, lang, "password", 403, after)
         if name is None:
-            return await login_page(request, lang, "name", 400)
+            return await login_page(request, lang, "name", 400, after)
         log.info("review: %s logged in", name)
-        response = RedirectResponse(f"/?{urlencode({'lang': lang})}", status_code=303)
+        response = RedirectResponse(after or f"/?{urlencode({'lang': lang})}", status_code=303)
         cookie(response, request, SESSION_COOKIE, sessions.new(name), SESSION_MAX_AGE)
         return response
 
@@ -654,6 +683,24 @@ def create_app(
         where = f"/area/{quote(cell.partition('/')[0], safe='')}" if "/" in cell else "/"
         return RedirectResponse(f"{where}?{urlencode(query)}#{anchor(cell)}", status_code=303)
 
+    async def document(request: Request) -> Response:
+        """A memo's PDF or HTML, behind the login: the links of the review artifacts."""
+        lang = _language(request, None, await default_language())
+        if sessions.check(request.cookies.get(SESSION_COOKIE)) is None:
+            query = urlencode({"lang": lang, "next": request.url.path})
+            return RedirectResponse(f"/login?{query}", status_code=303)
+        version_id, filename = request.path_params["version_id"], request.path_params["filename"]
+        found = await run_in_threadpool(logic.document, version_id, filename)
+        if found is None:
+            return Response("not found", status_code=404)
+        content, media_type = found
+        disposition = f"inline; filename*=UTF-8''{quote(filename)}"
+        return Response(
+            content,
+            media_type=media_type,
+            headers={"content-disposition": disposition, "content-security-policy": DOCUMENT_CSP},
+        )
+
     async def stylesheet(request: Request) -> Response:
         return Response(STYLESHEET, media_type="text/css")
 
@@ -676,6 +723,7 @@ def create_app(
             Route("/logout", logout, methods=["POST"]),
             Route("/action", action, methods=["POST"]),
             Route("/review.css", stylesheet, methods=["GET"]),
+            Route("/documents/{version_id:int}/{filename}", document, methods=["GET"]),
         ],
         middleware=[
             Middleware(

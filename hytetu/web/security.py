@@ -60,6 +60,9 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name, value in SECURITY_HEADERS.items():
+                    # A response may narrow the policy for itself (a memo's inline styles).
+                    if name == "content-security-policy" and name in headers:
+                        continue
                     headers[name] = value
                 if scope.get("scheme") == "https":
                     headers["strict-transport-security"] = HSTS
