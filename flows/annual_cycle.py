@@ -36,6 +36,7 @@ from flows.invitations import send_invitations
 from flows.render import render_memos
 from flows.session_notes import import_session_notes
 from hytetu.errors import HytetuError, StateError
+from hytetu.localtime import LocalTime
 from hytetu.phases import default_out_dir, region_keys, region_out, resolve_as_of
 from tasks import phases, reporting, review
 
@@ -74,13 +75,13 @@ def transport_forced_to_file(dry_run: bool) -> Iterator[None]:
 def run_phase_flow(phase: str, as_of: datetime, out_dir: str, region: str | None = None) -> Any:
     flow_ = PHASE_FLOWS[phase]
     accepted = inspect.signature(flow_.fn).parameters
-    given = {"as_of": as_of.isoformat(), "out_dir": out_dir, "region": region}
+    given = {"as_of": as_of, "out_dir": out_dir, "region": region}
     return flow_(**{k: v for k, v in given.items() if k in accepted})
 
 
 @flow(name="annual-cycle", log_prints=True)
 def annual_cycle(
-    as_of: str | None = None,
+    as_of: LocalTime = None,
     out_dir: str | None = None,
     dry_run: bool = False,
     region: str | None = None,
@@ -136,7 +137,7 @@ def _tick(given: str | None, out_dir: str, dry_run: bool, region: str | None) ->
     waiting = reporting.publish_approval_request(out_dir, region)
     where = f"{region}: " if region else ""
     if waiting:
-        started = review.start_review(out_dir, region)
+        started = review.start_review(out_dir, region, given)
         print(f"{where}{waiting} memo versions wait for approval: {started}")
     if not due:
         print(f"{where}{as_of:%Y-%m-%d %H:%M}: nothing is due")

@@ -23,6 +23,7 @@ from pydantic import Field, create_model
 
 from hytetu import approval
 from hytetu.errors import HytetuError
+from hytetu.localtime import LocalTime
 from hytetu.phases import default_out_dir, resolve_as_of
 from hytetu.reports import artifact_key
 from tasks import review
@@ -43,12 +44,15 @@ def review_form(
         decision=(Literal[choices], Field(choices[2], title=texts["decision"])),  # type: ignore[valid-type]
         comment=(str, Field("", title=texts["memo_comment"], max_length=2000)),
     )
+    intro = texts["intro"].format(days=f"{days:g}", until=f"{until:%d.%m.%Y %H:%M}")
     fields: dict[str, Any] = {
         "reviewer": (
             str,
             Field(
                 title=texts["reviewer"],
-                description=texts["reviewer_help"],
+                # The UI's resume dialog draws the form's own description with no
+                # height (Prefect 3.9), so the instructions open the first field.
+                description=f"{intro} {texts['reviewer_help']}",
                 min_length=1,
                 max_length=200,
             ),
@@ -71,7 +75,6 @@ def review_form(
         Field("", title=texts["comment"], description=texts["comment_help"], max_length=2000),
     )
     model = create_model("MemoReview", __base__=RunInput, **fields)
-    intro = texts["intro"].format(days=f"{days:g}", until=f"{until:%d.%m.%Y %H:%M}")
     links = "\n".join(f"- [{i.title}]({i.link}) · {i.filename}" for i in items)
     return model.with_initial_data(description=f"{intro}\n\n{links}")
 
@@ -88,7 +91,7 @@ def review_memos(
     timeout_days: float = DEFAULT_TIMEOUT_DAYS,
     poll_seconds: int = 10,
     region: str | None = None,
-    as_of: str | None = None,
+    as_of: LocalTime = None,
 ) -> dict:
     """Publish every memo waiting for approval, wait until the coordinator answers the
     review form (at most ``timeout_days``), and record the decisions.

@@ -13,6 +13,7 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from hytetu.dispatch import read_csv
+from hytetu.localtime import LocalTime
 from hytetu.phases import default_out_dir, resolve_as_of
 from hytetu.reports import artifact_key
 from tasks import phases
@@ -35,7 +36,7 @@ TABLE_COLUMNS = [
 
 @flow(name="dispatch-memos", log_prints=True)
 def dispatch_memos(
-    as_of: str | None = None, out_dir: str | None = None, region: str | None = None
+    as_of: LocalTime = None, out_dir: str | None = None, region: str | None = None
 ) -> dict:
     """Send each approved memo to its registries, once; report what went where.
 

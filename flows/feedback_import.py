@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from prefect import flow
 
+from hytetu.localtime import LocalTime
 from hytetu.phases import resolve_as_of
 from tasks import phases
 from tasks.reporting import publish
 
 
 @flow(name="import-feedback", log_prints=True)
-def import_feedback(as_of: str | None = None, region: str | None = None) -> dict:
+def import_feedback(as_of: LocalTime = None, region: str | None = None) -> dict:
     """Read feedback/*.csv and *.xlsx of the config folder whose content is new or changed.
 
     Args:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from hytetu.localtime import LocalTime
 from hytetu.phases import default_out_dir, resolve_as_of
 from tasks import phases
 from tasks.reporting import publish
@@ -18,7 +19,7 @@ def _step(step: str, as_of: str | None, out_dir: str | None, region: str | None)
 
 @flow(name="open-feedback-window", log_prints=True)
 def open_feedback_window(
-    as_of: str | None = None, out_dir: str | None = None, region: str | None = None
+    as_of: LocalTime = None, out_dir: str | None = None, region: str | None = None
 ) -> dict:
     """Open the window and tell every contact how to respond and by when.
 
@@ -34,7 +35,7 @@ def open_feedback_window(
 
 @flow(name="remind-feedback-window", log_prints=True)
 def remind_feedback_window(
-    as_of: str | None = None, out_dir: str | None = None, region: str | None = None
+    as_of: LocalTime = None, out_dir: str | None = None, region: str | None = None
 ) -> dict:
     """Remind every contact of the deadline (once).
 
@@ -50,7 +51,7 @@ def remind_feedback_window(
 
 @flow(name="close-feedback-window", log_prints=True)
 def close_feedback_window(
-    as_of: str | None = None, out_dir: str | None = None, region: str | None = None
+    as_of: LocalTime = None, out_dir: str | None = None, region: str | None = None
 ) -> dict:
     """Close the window at the deadline; later responses are marked late.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from hytetu.localtime import LocalTime
 from hytetu.phases import default_out_dir, resolve_as_of
 from tasks import phases
 from tasks.reporting import publish
@@ -11,7 +12,7 @@ from tasks.reporting import publish
 
 @flow(name="send-invitations", log_prints=True)
 def send_invitations(
-    as_of: str | None = None, out_dir: str | None = None, region: str | None = None
+    as_of: LocalTime = None, out_dir: str | None = None, region: str | None = None
 ) -> dict:
     """Send the invitations that are due: new, moved or cancelled sessions, and reminders.
 

@@ -22,5 +22,5 @@ def render_memos(out_dir: str | None = None, region: str | None = None) -> dict:
     report = phases.render_memos(out_dir, region)
     publish(report)
     # Each draft as a Markdown artifact to read; the review-memos flow takes the decisions.
-    review.publish_memo_artifacts(review.drafts_for_review(out_dir, region))
+    review.publish_memo_artifacts(out_dir, region)
     return report

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from prefect import flow
 
+from hytetu.localtime import LocalTime
 from hytetu.phases import resolve_as_of
 from tasks import phases
 from tasks.reporting import publish
 
 
 @flow(name="import-session-notes", log_prints=True)
-def import_session_notes(as_of: str | None = None, region: str | None = None) -> dict:
+def import_session_notes(as_of: LocalTime = None, region: str | None = None) -> dict:
     """Read notes/<session>.yaml of every held session whose notes are new or changed.
 
     Args:

@@ -27,14 +27,14 @@ TEXTS = {
     "fi": {
         "intro": (
             "Lue jokainen muistio (linkit alla ja tämän ajon artefakteissa), valitse sille "
-            "**hyväksy**, **hylkää** tai **ei vielä** ja lähetä lomake. Vain hyväksytyt "
+            "”hyväksy”, ”hylkää” tai ”ei vielä” ja lähetä lomake. Vain hyväksytyt "
             "muistiot lähetetään kirjaamoihin; hylätty versio ei lähde koskaan. "
             "Ajo odottaa vastaustasi {days} päivää, viimeistään {until}."
         ),
         "reviewer": "Nimesi",
         "reviewer_help": "Tallennetaan jokaisen päätöksen yhteyteen.",
         "approve_all": "Hyväksy kaikki muistiot, joita ei ole alla hylätty",
-        "approve_all_help": "Kun tämä on valittu, 'ei vielä' tarkoittaa hyväksyntää.",
+        "approve_all_help": "Kun tämä on valittu, ”ei vielä” tarkoittaa hyväksyntää.",
         "comment": "Yleinen kommentti",
         "comment_help": "Tallennetaan jokaiseen päätökseen, jolla ei ole omaa kommenttia.",
         "decision": "Päätös",
@@ -44,14 +44,14 @@ TEXTS = {
     "sv": {
         "intro": (
             "Läs varje promemoria (länkarna nedan och i körningens artefakter), välj "
-            "**godkänn**, **avslå** eller **inte än** för den och skicka formuläret. Endast "
+            "”godkänn”, ”avslå” eller ”inte än” för den och skicka formuläret. Endast "
             "godkända promemorior skickas till registratorskontoren; en avslagen version "
             "skickas aldrig. Körningen väntar på ditt svar i {days} dagar, senast {until}."
         ),
         "reviewer": "Ditt namn",
         "reviewer_help": "Sparas med varje beslut.",
         "approve_all": "Godkänn alla promemorior som inte avslås nedan",
-        "approve_all_help": "När detta är valt betyder 'inte än' godkännande.",
+        "approve_all_help": "När detta är valt betyder ”inte än” godkännande.",
         "comment": "Allmän kommentar",
         "comment_help": "Sparas med varje beslut som saknar egen kommentar.",
         "decision": "Beslut",

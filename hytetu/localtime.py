@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
+
+from pydantic import BeforeValidator
 
 from hytetu.errors import StateError
 
@@ -22,6 +25,15 @@ AS_OF_HELP = (
     "2.10.2025 or 2.10.2025 7.00 (a date alone means that day's 07:00 tick); an explicit "
     "offset (2025-10-02T07:00:00+03:00) is kept"
 )
+
+
+def _as_text(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+# A flow parameter for a time: text in the Prefect UI (no zone picker to get wrong); a
+# caller in Python may still pass a datetime or a date, which is kept exactly.
+LocalTime = Annotated[str | None, BeforeValidator(_as_text)]
 
 _FINNISH = re.compile(
     r"^(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4})"

@@ -73,10 +73,11 @@ def active_reviews(region: str | None = None) -> list[str]:
 
 
 @task(name="start-review")
-def start_review(out_dir: str, region: str | None = None) -> str:
+def start_review(out_dir: str, region: str | None = None, as_of: str | None = None) -> str:
     """Start the review deployment when drafts wait and no review does yet, so that the
     coordinator only answers its form. Outside a deployment (a local run, the demo) there is
-    nothing to start: the approval request artifact says how to approve."""
+    nothing to start: the approval request artifact says how to approve. A tick run with
+    an explicit ``as_of`` (a simulated year) has the decisions dated at that moment."""
     _, deployed = _current_run()
     if not deployed:
         return "see the approval request artifact"
@@ -98,7 +99,7 @@ def start_review(out_dir: str, region: str | None = None) -> str:
     try:
         run = run_deployment(
             name=name,
-            parameters={"out_dir": out_dir, "region": region},
+            parameters={"out_dir": out_dir, "region": region, "as_of": as_of},
             timeout=0,
             as_subflow=False,
             tags=["hytetu", "approval"],
