@@ -16,6 +16,6 @@ def compile_findings(region: str | None = None) -> dict:
         region: The region's key (region.yaml). Empty means the only region loaded.
     """
     report = phases.compile_findings(region)
-    publish(report)
+    publish(report, region)
     publish_compilation(region)
     return report

@@ -49,7 +49,7 @@ def dispatch_memos(
     report = phases.dispatch_memos(
         resolve_as_of(as_of, region=region), out_dir or default_out_dir(), region
     )
-    publish(report)
+    publish(report, region)
     publish_letters(report, region)
     return report
 

@@ -20,5 +20,5 @@ def import_feedback(as_of: LocalTime = None, region: str | None = None) -> dict:
         region: The region's key (region.yaml). Empty means the only region loaded.
     """
     report = phases.import_feedback(resolve_as_of(as_of, region=region), region)
-    publish(report)
+    publish(report, region)
     return report

@@ -26,5 +26,5 @@ def send_invitations(
     report = phases.send_invitations(
         resolve_as_of(as_of, region=region), out_dir or default_out_dir(), region
     )
-    publish(report)
+    publish(report, region)
     return report

@@ -20,7 +20,7 @@ def render_memos(out_dir: str | None = None, region: str | None = None) -> dict:
     """
     out_dir = out_dir or default_out_dir()
     report = phases.render_memos(out_dir, region)
-    publish(report)
+    publish(report, region)
     # Each draft as a Markdown artifact to read; the review-memos flow takes the decisions.
     review.publish_memo_artifacts(out_dir, region)
     return report

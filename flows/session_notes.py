@@ -22,5 +22,5 @@ def import_session_notes(as_of: LocalTime = None, region: str | None = None) -> 
         region: The region's key (region.yaml). Empty means the only region loaded.
     """
     report = phases.import_notes(resolve_as_of(as_of, region=region), region)
-    publish(report)
+    publish(report, region)
     return report

@@ -17,6 +17,12 @@ import typer
 from hytetu import db
 from hytetu.errors import ConfigError, HytetuError, NotesError
 
+# Nothing goes to Prefect's analytics from a county's machine unless the operator sets these
+# (the demo's embedded server would otherwise try, and log "Failed to send telemetry"
+# where there is no internet).
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
 app = typer.Typer(
     help="hytetu: the yearly welfare and health promotion negotiations (Act 612/2021 s. 7(4)).",
     no_args_is_help=True,
@@ -92,10 +98,20 @@ def validate(path: Annotated[Path, typer.Argument(help="A config folder")]) -> N
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the database at HYTETU_DATABASE_URL (default sqlite:///hytetu.db)."""
+    from hytetu.db import database_url, display_url
     from hytetu.migrate import upgrade
 
-    upgrade()
-    typer.echo("database is up to date")
+    before, after = upgrade()
+    where = display_url(database_url())
+    if not before:
+        typer.echo(f"created the database at {where} (schema {', '.join(sorted(after))})")
+    elif before != after:
+        typer.echo(
+            f"migrated the database at {where} from schema {', '.join(sorted(before))} "
+            f"to {', '.join(sorted(after))}"
+        )
+    else:
+        typer.echo(f"the database at {where} is up to date (schema {', '.join(sorted(after))})")
 
 
 @app.command()
@@ -116,9 +132,15 @@ def load(path: Annotated[Path, typer.Argument(help="A config folder")]) -> None:
 @app.command()
 def tick(
     as_of: Annotated[
-        datetime | None, typer.Option(help="Simulated time (region's zone); default now")
+        str | None,
+        typer.Option(
+            help="Simulated time in the region's zone: 2.10.2025 (that day's 07:00 tick), "
+            "2.10.2025 7.00 or 2025-10-02T07:00; default now"
+        ),
     ] = None,
-    out: Annotated[Path, typer.Option(help="Output folder")] = Path("hytetu-out"),
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder; default HYTETU_OUT, else hytetu-out")
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option(help="Every message of this run to the file outbox (.eml)")
     ] = False,
@@ -126,9 +148,12 @@ def tick(
 ) -> None:
     """Run the daily tick once, as a Prefect flow run (every region loaded, or --region)."""
     from flows.annual_cycle import annual_cycle
+    from hytetu.phases import default_out_dir
 
     try:
-        due = annual_cycle(as_of=as_of, out_dir=str(out), dry_run=dry_run, region=region)
+        due = annual_cycle(
+            as_of=as_of, out_dir=str(out or default_out_dir()), dry_run=dry_run, region=region
+        )
     except HytetuError as e:
         _fail(e)
         return

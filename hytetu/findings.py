@@ -882,15 +882,28 @@ def changes(previous: dict[str, Any] | None, current: dict[str, Any]) -> list[di
     return out
 
 
-def common_table(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The common themes as rows, for a table artifact."""
+def display_names(view: CycleView) -> dict[str, str]:
+    """Priority areas', service areas' and groups' keys to their names in the region's
+    language, for tables a coordinator reads."""
+    pas, sas, _ = view.matrix()
+    names = {a.key: view.text(a.name) for a in [*pas, *sas]}
+    names |= {s.group.key: view.text(s.group.name) for s in view.sessions() if s.group}
+    return names
+
+
+def common_table(
+    result: dict[str, Any], names: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The common themes as rows, for a table artifact; ``names`` (``display_names``)
+    turns the keys into names."""
+    name = (names or {}).get
     return [
         {
-            "painopiste": c["priority_area"],
-            "palvelualue": c["service_area"],
+            "painopiste": name(c["priority_area"], c["priority_area"]),
+            "palvelualue": name(c["service_area"], c["service_area"]),
             "teema": t["text"],
             "ryhmiä": len(t["groups"]),
-            "ryhmät": ", ".join(t["groups"]),
+            "ryhmät": ", ".join(name(g, g) for g in t["groups"]),
         }
         for c in result["cells"]
         for t in c["themes"]

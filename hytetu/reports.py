@@ -129,36 +129,43 @@ def waiting_for_approval(url: str | None = None, region: str | None = None) -> l
         ]
 
 
-def approval_markdown(waiting: list[Waiting], out_dir: str | Path) -> str:
+def approval_markdown(
+    waiting: list[Waiting], out_dir: str | Path, region: str | None = None
+) -> str:
     """The request for approval: what waits, where to read it, and how to decide."""
     memos = Path(out_dir) / "memos"
     ids = " ".join(str(w.version_id) for w in waiting)
     lines = [
-        "# Odottaa hyväksyntää / Waiting for approval",
+        "# Odottaa hyväksyntää / Väntar på godkännande",
         "",
         f"{len(waiting)} muistioversiota odottaa hyväksyntää ennen lähetystä kirjaamoihin. "
-        f"/ {len(waiting)} memo versions wait for approval before they go to the registries.",
+        f"/ {len(waiting)} promemorieversioner väntar på godkännande innan de skickas till "
+        "registratorskontoren.",
         "",
-        "| versio / version id | tiedosto / file | v |",
-        "| --- | --- | --- |",
+        "| muistio / promemoria | v | avaa / öppna | tallennettu / sparad |",
+        "| --- | --- | --- | --- |",
     ]
     for w in waiting:
-        lines.append(f"| {w.version_id} | `{memos / w.filename}` | {w.number} |")
+        pdf = document_url(w.version_id, w.filename, region)
+        page = document_url(w.version_id, w.filename.removesuffix(".pdf") + ".html", region)
+        lines.append(
+            f"| {w.filename} | {w.number} | [PDF]({pdf}) · [HTML]({page}) | "
+            f"`{memos / w.filename}` |"
+        )
     lines += [
         "",
-        "## Näin hyväksyt / How to approve",
+        "## Näin hyväksyt / Så godkänner du",
         "",
-        "Lue muistiot (PDF ja HTML yllä olevassa kansiossa), sitten / Read the memos "
-        "(PDF and HTML in the folder above), then either:",
+        "- Päivittäinen ajo on aloittanut tarkistuksen (`review-memos/01-review-memos`): avaa "
+        "Prefectissa Runs → review-memos (Suspended) → Resume, ja valitse jokaiselle muistiolle "
+        "hyväksy, hylkää tai ei vielä. / Den dagliga körningen har startat granskningen: öppna "
+        "Runs → review-memos (Suspended) → Resume i Prefect och välj godkänn, avslå eller "
+        "inte än för varje promemoria.",
+        f"- tai komentorivillä / eller på kommandoraden: `hytetu memos approve {ids} --by NIMI`"
+        " (tai / eller `hytetu memos reject ID --comment ...`)",
         "",
-        f"- komentorivillä / on the command line: `hytetu memos approve {ids} --by NIMI`"
-        " (tai / or `hytetu memos reject ID --comment ...`)",
-        "- tai Prefectissa / or in the Prefect UI: run the deployment "
-        "`review-memos/review-memos` (flows/approval.py); it shows each memo and waits for "
-        "your decisions in a form.",
-        "",
-        "Hyväksytyt muistiot lähtevät seuraavassa päivittäisessä ajossa. / Approved memos "
-        "are dispatched by the next daily tick.",
+        "Hyväksytyt muistiot lähtevät seuraavassa päivittäisessä ajossa. / Godkända "
+        "promemorior skickas med nästa dagliga körning.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -18,16 +18,20 @@ from hytetu import reports
 APPROVAL_KEY = "hytetu-approval-request"
 
 
-def publish(report: dict[str, Any], key: str | None = None) -> None:
+def publish(report: dict[str, Any], region: str | None = None) -> None:
+    """What a phase did, under a key per phase (and region), so each artifact's versions
+    line up in the UI's artifact list."""
+    key = "hytetu-" + report["phase"].replace("_", "-")
     create_markdown_artifact(
         markdown=reports.phase_markdown(report),
-        key=key,
+        key=reports.artifact_key(key, region),
         description=f"hytetu: {report['phase']}",
     )
     rows = reports.sent_table(report.get("sent_ids") or [])
     if rows:
         create_table_artifact(
             table=rows,
+            key=reports.artifact_key(f"{key}-sent", region),
             description=f"hytetu: {reports.title(report['phase'])}: {len(rows)} sent",
         )
 
@@ -38,11 +42,13 @@ def publish_compilation(region: str | None = None) -> None:
     from hytetu.state import cycle_view
 
     with db.session_scope() as s:
-        row = findings.latest_compilation(cycle_view(s, region))
+        view = cycle_view(s, region)
+        row = findings.latest_compilation(view)
         result = row.result if row is not None else None
+        names = findings.display_names(view)
     if result is None:
         return
-    table = findings.common_table(result)
+    table = findings.common_table(result, names)
     if table:
         create_table_artifact(
             table=table,
@@ -85,7 +91,7 @@ def publish_approval_request(out_dir: str, region: str | None = None) -> int:
     waiting = reports.waiting_for_approval(region=region)
     if waiting:
         create_markdown_artifact(
-            markdown=reports.approval_markdown(waiting, out_dir),
+            markdown=reports.approval_markdown(waiting, out_dir, region),
             key=reports.artifact_key(APPROVAL_KEY, region),
             description=f"hytetu: {len(waiting)} memo versions wait for approval",
         )

@@ -29,7 +29,7 @@ from hytetu import approval, memos, reports
 
 REVIEW_FLOW = "review-memos"
 REVIEW_DEPLOYMENT_ENV = "HYTETU_REVIEW_DEPLOYMENT"
-REVIEW_DEPLOYMENT = "review-memos/review-memos"
+REVIEW_DEPLOYMENT = "review-memos/01-review-memos"
 # A run in one of these states is a review still going on (it waits, or runs).
 ACTIVE = [
     StateType.SCHEDULED,

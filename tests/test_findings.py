@@ -433,9 +433,14 @@ def test_compile_flow_leaves_table_and_markdown_artifacts(
     table = artifacts["hytetu-common-themes"]
     rows = json.loads(table.data) if isinstance(table.data, str) else table.data
     assert table.type == "table"
+    # Names as the coordinator knows them, not the config's keys.
     assert any(
-        r["painopiste"] == "arjen-turvallisuus" and r["palvelualue"] == "ikaantyneet" for r in rows
+        r["painopiste"] == "Arjen turvallisuuden edistäminen"
+        and r["palvelualue"] == "Ikääntyneiden palvelut"
+        for r in rows
     )
+    assert not any("-" in r["painopiste"] or "-" in r["ryhmät"].split(", ")[0] for r in rows)
+    assert any("Jämsä, Keuruu, Multia ja Petäjävesi" in r["ryhmät"] for r in rows)
     summary = artifacts["hytetu-compilation"]
     assert summary.type == "markdown"
     assert "## Järjestöt ja seurakunnat" in summary.data

@@ -194,7 +194,7 @@ async def _run_tick(api: str, as_of: str) -> tuple:
 
     async with PrefectClient(api=api) as client:
         deployments = await client.read_deployments()
-        tick = await client.read_deployment_by_name("annual-cycle/daily-tick")
+        tick = await client.read_deployment_by_name("annual-cycle/00-daily-tick")
         run = await client.create_flow_run_from_deployment(tick.id, parameters={"as_of": as_of})
         deadline = time.monotonic() + TIMEOUT
         while True:
@@ -232,7 +232,7 @@ def test_deploy_and_run_the_daily_tick_on_a_real_server(
 
     # prefect.yaml: the tick on a daily cron in Helsinki, one deployment per phase.
     names = {d.name for d in deployments}
-    assert {"daily-tick", "load-config", "send-invitations", "dispatch-memos"} <= names
+    assert {"00-daily-tick", "01-review-memos", "02-load-config", "11-dispatch-memos"} <= names
     assert len(deployments) >= 11  # the tick and one per phase
     schedule = tick.schedules[0].schedule
     assert (schedule.cron, schedule.timezone) == ("0 7 * * *", "Europe/Helsinki")
@@ -283,7 +283,7 @@ async def _start_tick(api: str, as_of: str):
     from prefect.client.orchestration import PrefectClient
 
     async with PrefectClient(api=api) as client:
-        tick = await client.read_deployment_by_name("annual-cycle/daily-tick")
+        tick = await client.read_deployment_by_name("annual-cycle/00-daily-tick")
         return await client.create_flow_run_from_deployment(tick.id, parameters={"as_of": as_of})
 
 
@@ -363,7 +363,7 @@ def test_the_review_waits_past_the_lease_and_is_answered_in_the_ui(
         suspended_at = time.monotonic()
         assert review.parameters["as_of"] == "2025-12-20"
         # Suspended, it holds no process and no concurrency slot.
-        assert _run(_deployment_slots(stack.api, "review-memos/review-memos")) == 0
+        assert _run(_deployment_slots(stack.api, "review-memos/01-review-memos")) == 0
 
         # The next morning's tick leaves it waiting rather than start a second form.
         again = _run(_start_tick(stack.api, "2025-12-21"))

@@ -185,7 +185,7 @@ def test_late_ticks_catch_up_in_order_and_skip_invitations_to_past_sessions(
     # The tick that rendered the drafts asks for approval, and says how.
     request = next(a for a in prefect_artifacts([run_id]) if a.key == "hytetu-approval-request")
     assert "7 muistioversiota odottaa" in request.data
-    assert "hytetu memos approve" in request.data and "review-memos/review-memos" in request.data
+    assert "hytetu memos approve" in request.data and "review-memos/01-review-memos" in request.data
     assert "2025-muistio-jamsa-keuruu-multia-petajavesi.pdf" in request.data
     # The same day again: nothing.
     assert _tick(helsinki("2025-12-22 18:00"), out)[0] == []
