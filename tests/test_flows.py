@@ -88,3 +88,46 @@ def test_demo_refuses_to_wipe_a_folder_that_is_not_a_demo(tmp_path: Path) -> Non
     result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path)])
     assert result.exit_code == 1
     assert (tmp_path / "important.txt").exists()
+
+
+def test_the_cli_tick_takes_a_local_date_and_hytetu_out(
+    prefect_api: None,
+    loaded: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What an admin types: a date as in Finland, and the output folder from HYTETU_OUT
+    (as the README says), not a folder of the current directory. (The command's function
+    itself: a stdout captured for one test, CliRunner's or capsys', would be closed under
+    Prefect's log handler in the next.)"""
+    from hytetu.cli import tick
+
+    monkeypatch.setenv("HYTETU_DATABASE_URL", loaded)
+    monkeypatch.setenv("HYTETU_OUT", str(tmp_path / "from-env"))
+    monkeypatch.chdir(tmp_path)
+    tick(as_of="2.10.2025", out=None, dry_run=False, region=None)
+    eml = sorted((tmp_path / "from-env" / "outbox").glob("*.eml"))
+    assert eml and not (tmp_path / "hytetu-out").exists()
+
+
+def test_a_time_the_tick_cannot_read_fails_it_saying_what_it_takes(
+    prefect_api: None, loaded: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.annual_cycle import annual_cycle
+
+    monkeypatch.setenv("HYTETU_DATABASE_URL", loaded)
+    state = annual_cycle(as_of="10/24/2025 9:12 AM", return_state=True)
+    assert state.is_failed()
+    assert "is not a date or time" in state.message and "2.10.2025" in state.message
+
+
+def test_db_upgrade_says_whether_it_created_migrated_or_found_it_current(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hytetu.cli import app
+
+    monkeypatch.setenv("HYTETU_DATABASE_URL", f"sqlite:///{tmp_path / 'uusi.db'}")
+    first = CliRunner().invoke(app, ["db", "upgrade"])
+    assert first.exit_code == 0 and first.output.startswith("created the database"), first.output
+    again = CliRunner().invoke(app, ["db", "upgrade"])
+    assert "is up to date" in again.output and "created" not in again.output

@@ -568,3 +568,79 @@ def test_the_compile_flow_artifact_has_the_link(
     assert (
         "[http://127.0.0.1:8123/](http://127.0.0.1:8123/)" in artifacts["hytetu-compilation"].data
     )
+
+
+# --- the memos, opened from the approval artifacts ---------------------------------------
+
+
+def test_memo_documents_open_behind_the_login_and_only_this_cycles(own_year) -> None:
+    from hytetu import reports
+    from hytetu.memos import drafts
+
+    url, _ = own_year
+    with db.session_scope(url) as s:
+        version = drafts(cycle_view(s))[0]
+        vid, name, pdf, page_html = version.id, version.filename, version.pdf, version.html
+    link = reports.document_url(vid, name).removeprefix(reports.review_url())
+    client = TestClient(app(url))
+
+    # Not logged in: to the login, which comes back to the document afterwards.
+    first = client.get("/" + link, follow_redirects=False)
+    assert first.status_code == 303
+    assert (
+        first.headers["location"].startswith("/login?")
+        and "next=%2Fdocuments%2F" in (first.headers["location"])
+    )
+    login_page = client.get(first.headers["location"]).text
+    assert f'name="next" value="/documents/{vid}/' in login_page
+    after = client.post(
+        "/login",
+        data={
+            "token": token(login_page),
+            "name": "Kaija Koordinaattori",
+            "password": PASSWORD,
+            "lang": "fi",
+            "next": f"/documents/{vid}/{name}",
+        },
+    )
+    assert after.status_code == 200 and after.content == pdf
+    assert after.headers["content-type"] == "application/pdf"
+    assert f"filename*=UTF-8''{name}" in after.headers["content-disposition"]
+
+    html_page = client.get(f"/documents/{vid}/{name.removesuffix('.pdf')}.html")
+    assert html_page.text == page_html and html_page.headers["content-type"].startswith("text/html")
+    # Its own inline styles may apply; nothing else may load or run.
+    csp = html_page.headers["content-security-policy"]
+    assert "style-src 'unsafe-inline'" in csp and "script-src" not in csp
+    assert "default-src 'none'" in csp
+
+    # Another file name, another id, or a way out of the page: nothing.
+    assert client.get(f"/documents/{vid}/other.pdf").status_code == 404
+    assert client.get(f"/documents/{vid + 1000}/{name}").status_code == 404
+    outside = client.get("/login?next=//evil.example/x", follow_redirects=False)
+    assert outside.headers["location"].startswith("/?")
+
+
+def test_the_coordinator_opens_a_memo_from_its_link_in_chromium(browser, own_year) -> None:
+    from hytetu import reports
+    from hytetu.memos import drafts
+
+    url, _ = own_year
+    with db.session_scope(url) as s:
+        version = next(v for v in drafts(cycle_view(s)) if "jamsa" in v.filename)
+        vid, name = version.id, version.filename
+    with running(app(url)) as base:
+        page = browser.new_page()
+        link = reports.document_url(vid, name.removesuffix(".pdf") + ".html")
+        page.goto(base + "/" + link.removeprefix(reports.review_url()))
+        page.fill("#name", "Kaija Koordinaattori")
+        page.fill("#password", PASSWORD)
+        page.get_by_role("button", name="Kirjaudu").click()
+        page.wait_for_url(f"**/documents/{vid}/**")
+        assert page.get_by_role("heading", level=1).inner_text().startswith("Muistio: Jämsä")
+        page.screenshot(path=str(SHOTS / "memo-opened-from-artifact.png"), full_page=False)
+        page.close()
+
+
+SHOTS = Path(os.environ.get("HYTETU_SCREENSHOTS", "/tmp/hytetu-screenshots"))
+SHOTS.mkdir(parents=True, exist_ok=True)
