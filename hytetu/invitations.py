@@ -213,6 +213,7 @@ def _send(
             calendar_method=method,
             message_id=message_id,
             date=as_of,
+            purpose="invitation",
             language=language,
         )
 
@@ -238,6 +239,7 @@ def _remind(view: CycleView, s: db.MeetingSession, c: db.Contact, as_of: datetim
             text=view.render("reminder.txt.j2", language, context),
             message_id=message_id,
             date=as_of,
+            purpose="reminder",
             language=language,
         )
 
