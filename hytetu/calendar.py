@@ -115,7 +115,7 @@ def build_calendar(
             conference: dict[str, Any] = {
                 "value": "URI",
                 "feature": ["AUDIO", "VIDEO"],  # a list: FEATURE=AUDIO,VIDEO, two values
-                "label": urlsplit(url).hostname or url,
+                "label": _host(url),
             }
             ev.add("conference", vUri(url), parameters=conference)
         location = e.location or e.url
@@ -139,6 +139,15 @@ def build_calendar(
         last = date(max(e.end for e in events).year + 2, 1, 1)
         cal.subcomponents.insert(0, vtimezone(timezone, first, last))
     return cal.to_ical()
+
+
+def _host(url: str) -> str:
+    """The host of a join link, as its CONFERENCE label ("teams.microsoft.com"); the link
+    itself when it has none (a typo in the config must not stop the invitations)."""
+    try:
+        return urlsplit(url).hostname or url
+    except ValueError:  # e.g. an unclosed [ of an IPv6 address
+        return url
 
 
 @functools.lru_cache(maxsize=32)

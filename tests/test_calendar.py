@@ -434,6 +434,14 @@ def test_online_session_has_an_rfc7986_conference_with_features_and_a_label() ->
     assert "CONFERENCE" not in vevents(Calendar.from_ical(build([make_event(url=None)])))[0]
 
 
+def test_a_malformed_link_is_still_the_conference_and_its_own_label() -> None:
+    event = make_event(url="https://[teams.hyvaks.example/l/meetup-join/x")  # unclosed [
+    ical, vcal = parse_both(build([event]))
+    conference = vevents(ical)[0]["CONFERENCE"]
+    assert str(conference) == conference.params["LABEL"] == event.url
+    assert vcal.vevent.conference.value == event.url
+
+
 @pytest.mark.parametrize("method", ["REQUEST", None])
 def test_alarm_the_given_minutes_before_the_start(method: str | None) -> None:
     ical, vcal = parse_both(build([make_event(alarm_minutes=15)], method=method))
