@@ -138,7 +138,8 @@ def fold_text_header(name: str, value: str, maxlen: int = 78, linesep: str = "\r
     lines = [f"{name}:"]
 
     def place(token: str) -> None:
-        if len(lines[-1]) + 1 + len(token) > maxlen and lines[-1] != f"{name}:":
+        # a new line only after one with a word on it: an empty line would end the header
+        if len(lines[-1]) + 1 + len(token) > maxlen and lines[-1].strip() not in ("", f"{name}:"):
             lines.append("")
         lines[-1] += " " + token
 
