@@ -107,11 +107,11 @@ def build_calendar(
             ev.add("url", url)
             # RFC 7986 5.11: how to join, for clients that show a join button from it.
             # Of Outlook's own properties, [MS-OXCICAL] documents for online meetings only
-            # X-MS-OLK-NETSHOWURL and the conferencing type, which mean the retired
-            # NetShow / Windows Media Services; the Teams ones (X-MICROSOFT-SKYPETEAMS-
-            # MEETINGURL, X-MICROSOFT-ONLINEMEETINGCONFLINK, X-MICROSOFT-ONLINEMEETING-
-            # INFORMATION) are in no Microsoft specification. So none is written: Outlook
-            # gets the link in LOCATION, URL and the text.
+            # X-MS-OLK-NETSHOWURL (2.1.3.1.1.20.56, PidLidNetShowUrl), which [MS-OXOCAL]
+            # makes valid only for the retired NetShow / Exchange Conferencing types; the
+            # Teams ones (X-MICROSOFT-SKYPETEAMSMEETINGURL, X-MICROSOFT-ONLINEMEETINGCONFLINK,
+            # X-MICROSOFT-ONLINEMEETINGINFORMATION) are not in it. So none is written (only
+            # documented ones are): Outlook gets the link in LOCATION, URL and the text.
             conference: dict[str, Any] = {
                 "value": "URI",
                 "feature": ["AUDIO", "VIDEO"],  # a list: FEATURE=AUDIO,VIDEO, two values
