@@ -785,6 +785,7 @@ def test_the_summary_also_goes_to_stakeholders_when_configured(
     with db.session_scope(year_url) as s:
         for m in s.scalars(select(db.OutgoingMessage).filter_by(purpose="memo")):
             msg = on_the_wire(m.raw)
+            assert msg["Subject"] == m.subject  # decodes to the text the template gave
             to_people = m.dedupe_key.split(":")[2] == "stakeholder"
             assert msg["X-Auto-Response-Suppress"] == ("OOF" if to_people else None)
             assert msg["Auto-Submitted"] is None
