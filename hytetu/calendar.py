@@ -6,9 +6,12 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from icalendar import (
+    Alarm,
     Calendar,
     Event,
     Timezone,
@@ -16,6 +19,7 @@ from icalendar import (
     TimezoneStandard,
     vCalAddress,
     vText,
+    vUri,
 )
 
 from hytetu.safe import one_line, plain_text
@@ -43,6 +47,7 @@ class CalendarEvent:
     url: str | None = None
     location: str | None = None
     cancelled: bool = False
+    alarm_minutes: int | None = None  # a VALARM this long before the start; 0/None: none
 
 
 def session_uid(cycle_year: int, session_key: str, sender_email: str) -> str:
@@ -60,7 +65,11 @@ def build_calendar(
     stamp: datetime,
     name: str | None = None,
 ) -> bytes:
-    """An iCalendar object. With ``method`` it is an iTIP message; without, a feed."""
+    """An iCalendar object. With ``method`` it is an iTIP message; without, a feed.
+
+    A CANCEL of an event that is not ``cancelled`` uninvites the ``attendees`` it lists:
+    it carries no STATUS (RFC 5546 3.2.5: STATUS:CANCELLED cancels the whole event).
+    """
     tz = ZoneInfo(timezone)
     cal = Calendar()
     cal.add("prodid", "-//hytetu//hytetu//FI")
@@ -94,13 +103,35 @@ def build_calendar(
             address.params["rsvp"] = vText("TRUE")
             ev.add("attendee", address, encode=False)
         if e.url:
-            ev.add("url", one_line(e.url))
+            url = one_line(e.url)
+            ev.add("url", url)
+            # RFC 7986 5.11: how to join, for clients that show a join button from it.
+            # Of Outlook's own properties, [MS-OXCICAL] documents for online meetings only
+            # X-MS-OLK-NETSHOWURL (2.1.3.1.1.20.56, PidLidNetShowUrl), which [MS-OXOCAL]
+            # makes valid only for the retired NetShow / Exchange Conferencing types; the
+            # Teams ones (X-MICROSOFT-SKYPETEAMSMEETINGURL, X-MICROSOFT-ONLINEMEETINGCONFLINK,
+            # X-MICROSOFT-ONLINEMEETINGINFORMATION) are not in it. So none is written (only
+            # documented ones are): Outlook gets the link in LOCATION, URL and the text.
+            conference: dict[str, Any] = {
+                "value": "URI",
+                "feature": ["AUDIO", "VIDEO"],  # a list: FEATURE=AUDIO,VIDEO, two values
+                "label": _host(url),
+            }
+            ev.add("conference", vUri(url), parameters=conference)
         location = e.location or e.url
         if location:
             ev.add("location", plain_text(location))
-        cancelled = e.cancelled or method == "CANCEL"
-        ev.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+        if e.cancelled:
+            ev.add("status", "CANCELLED")
+        elif method != "CANCEL":
+            ev.add("status", "CONFIRMED")
         ev.add("transp", "OPAQUE")
+        if e.alarm_minutes and not e.cancelled and method != "CANCEL":
+            alarm = Alarm()
+            alarm.add("action", "DISPLAY")  # DISPLAY needs a DESCRIPTION: the summary
+            alarm.add("description", plain_text(e.summary))
+            alarm.add("trigger", timedelta(minutes=-e.alarm_minutes))
+            ev.add_component(alarm)
         cal.add_component(ev)
     if events and timezone in cal.get_missing_tzids():
         # Whole years around the events, so that one computed VTIMEZONE serves them all.
@@ -108,6 +139,15 @@ def build_calendar(
         last = date(max(e.end for e in events).year + 2, 1, 1)
         cal.subcomponents.insert(0, vtimezone(timezone, first, last))
     return cal.to_ical()
+
+
+def _host(url: str) -> str:
+    """The host of a join link, as its CONFERENCE label ("teams.microsoft.com"); the link
+    itself when it has none (a typo in the config must not stop the invitations)."""
+    try:
+        return urlsplit(url).hostname or url
+    except ValueError:  # e.g. an unclosed [ of an IPv6 address
+        return url
 
 
 @functools.lru_cache(maxsize=32)

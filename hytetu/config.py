@@ -148,6 +148,11 @@ class RegionFile(_Model):
     stakeholders: list[Stakeholder] = []
 
 
+#: The calendar reminder (VALARM) before a session, in minutes, unless the cycle says.
+DEFAULT_ALARM_MINUTES = 15
+MAX_ALARM_MINUTES = 7 * 24 * 60
+
+
 class CycleInfo(_Model):
     year: int = Field(ge=2020, le=2100)
     title: LocalizedText
@@ -155,7 +160,24 @@ class CycleInfo(_Model):
     reference: str | None = Field(None, description="The county's registry (diary) number")
     invitation_lead_days: int = Field(21, ge=0, le=365)
     session_reminder_days: int = Field(7, ge=0, le=60)
+    session_alarm_minutes: int | None = Field(
+        DEFAULT_ALARM_MINUTES,
+        description=(
+            "Calendar reminder (VALARM) this many minutes before each session, in the "
+            "invitations and the feeds; 0 or null: none"
+        ),
+    )
     common_threshold: int = Field(2, ge=1, description="Groups needed for a common theme")
+
+    @field_validator("session_alarm_minutes")
+    @classmethod
+    def _alarm_minutes(cls, v: int | None) -> int | None:
+        if v is not None and not 0 <= v <= MAX_ALARM_MINUTES:
+            raise ValueError(
+                f"a calendar reminder is 0 to {MAX_ALARM_MINUTES} minutes (a week) before "
+                f"the session, not {v}; 0 or null for none"
+            )
+        return v
 
 
 ColumnNames = Annotated[

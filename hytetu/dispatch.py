@@ -250,6 +250,9 @@ def _letter(
         attachments=attachments,
         message_id=message_id,
         date=as_of,
+        # a registry's automatic receipt is wanted; people (the summary to stakeholders) get
+        # the letter with Out of Office replies suppressed (mail.AUTOMATIC_REPLIES)
+        purpose="contact_letter" if r.key.startswith("stakeholder:") else "registry_letter",
         language=language,
     )
 

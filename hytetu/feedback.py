@@ -70,6 +70,7 @@ def _notify(view: CycleView, kind: str, as_of: datetime) -> int:
                 text=view.render("feedback_notice.txt.j2", language, context),
                 message_id=message_id,
                 date=as_of,
+                purpose="feedback_open" if kind == "open" else "feedback_reminder",
                 language=language,
             )
 

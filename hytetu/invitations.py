@@ -2,6 +2,13 @@
 
 Each decision is recorded in ``invitation`` and each message goes through the outbox, so a
 re-run with nothing changed sends nothing.
+
+SEQUENCE is one per session (``session.sequence``), the same in every message about it:
+it goes up when the session changes for everyone (moved, another place or link, cancelled;
+RFC 5546 2.1.4), never for one attendee. Removing an attendee sends them a CANCEL at the
+session's SEQUENCE, with no STATUS (RFC 5546 3.2.5), and inviting them again sends a
+REQUEST at it too; calendars order messages of equal SEQUENCE by DTSTAMP (RFC 5546 2.1.5),
+which is the later send. The others' entries stay as they are.
 """
 
 from __future__ import annotations
@@ -9,10 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hytetu import db
 from hytetu.calendar import Attendee, CalendarEvent, build_calendar, session_uid
+from hytetu.config import DEFAULT_ALARM_MINUTES
 from hytetu.mail import build_message
 from hytetu.outbox import enqueue
 from hytetu.state import CycleView
@@ -44,6 +52,7 @@ def _event(view: CycleView, s: db.MeetingSession, language: str) -> CalendarEven
         url=s.online_url,
         location=s.place,
         cancelled=s.status == "cancelled",
+        alarm_minutes=view.cycle.settings.get("session_alarm_minutes", DEFAULT_ALARM_MINUTES),
     )
 
 
@@ -154,7 +163,7 @@ def send_invitations(view: CycleView, as_of: datetime) -> InvitationResult:
             inv = view.session.scalars(
                 select(db.Invitation).filter_by(session_id=s.id, contact_id=c.id)
             ).one()
-            inv.method, inv.sequence, inv.updated_at = "CANCEL", s.sequence + 1, db.utcnow()
+            inv.method, inv.sequence, inv.updated_at = "CANCEL", s.sequence, db.utcnow()
             result.cancels += 1
             continue
         if s.id not in attendees_of:
@@ -187,13 +196,15 @@ def _send(
     calendars: dict[tuple, bytes],
 ) -> None:
     language = c.language or view.language
-    sequence = s.sequence + 1 if method == "CANCEL" and s.status == "scheduled" else s.sequence
+    sequence = s.sequence
     key = (s.id, method, sequence, language, tuple(attendees))
     if key not in calendars:
-        event = _event(view, s, language)
-        event = CalendarEvent(**{**event.__dict__, "sequence": sequence})
         calendars[key] = build_calendar(
-            [event], method=method, timezone=view.region.timezone, attendees=attendees, stamp=as_of
+            [_event(view, s, language)],
+            method=method,
+            timezone=view.region.timezone,
+            attendees=attendees,
+            stamp=as_of,
         )
     ics = calendars[key]
     context = _context(view, s, language, c)
@@ -213,17 +224,38 @@ def _send(
             calendar_method=method,
             message_id=message_id,
             date=as_of,
+            purpose="invitation",
             language=language,
         )
 
     enqueue(
         view.session,
         cycle_id=view.cycle.id,
-        dedupe_key=f"invite:{view.cycle.id}:{s.key}:{c.email}:{sequence}:{method}",
+        dedupe_key=_invite_key(view, s, c, sequence, method),
         purpose="invitation",
         sender_email=view.region.sender_email,
         build=build,
     )
+
+
+def _invite_key(
+    view: CycleView, s: db.MeetingSession, c: db.Contact, sequence: int, method: str
+) -> str:
+    """The outbox key of an invitation or cancellation. An attendee removed and invited
+    again gets a second REQUEST (and a second CANCEL) at the same SEQUENCE: numbered by how
+    many such went before, so the key stays the same for a re-run and differs for a new
+    message."""
+    key = f"invite:{view.cycle.id}:{s.key}:{c.email}:{sequence}:{method}"
+    earlier = view.session.scalar(
+        select(func.count())
+        .select_from(db.OutgoingMessage)
+        .where(
+            db.OutgoingMessage.cycle_id == view.cycle.id,
+            db.OutgoingMessage.purpose == "invitation",
+            db.OutgoingMessage.dedupe_key.startswith(key, autoescape=True),
+        )
+    )
+    return f"{key}#{earlier}" if earlier else key
 
 
 def _remind(view: CycleView, s: db.MeetingSession, c: db.Contact, as_of: datetime) -> None:
@@ -238,6 +270,7 @@ def _remind(view: CycleView, s: db.MeetingSession, c: db.Contact, as_of: datetim
             text=view.render("reminder.txt.j2", language, context),
             message_id=message_id,
             date=as_of,
+            purpose="reminder",
             language=language,
         )
 

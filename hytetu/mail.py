@@ -18,8 +18,9 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
+from email.policy import Policy
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Literal, Protocol
@@ -62,6 +63,126 @@ def _address(name: str, email: str) -> Address:
     return Address(display_name=_one_line(name), username=username, domain=domain)
 
 
+#: What a message is for, as ``build_message`` is told; each decides the headers below.
+MessagePurpose = Literal[
+    "invitation",  # an iTIP REQUEST or CANCEL to a participant
+    "reminder",  # a reminder of a session
+    "feedback_open",  # the notice that the feedback window is open
+    "feedback_reminder",  # the reminder before its deadline
+    "registry_letter",  # a memo to a municipality's registry (kirjaamo)
+    "contact_letter",  # a memo to people (the summary to stakeholders' contacts)
+]
+
+#: Per purpose: (``Auto-Submitted``, ``X-Auto-Response-Suppress``); None leaves it out.
+#: The one place this is decided. ``Auto-Submitted: auto-generated`` (RFC 3834 section 5)
+#: marks the notices and reminders as sent by a program, so that no vacation responder
+#: answers them. ``X-Auto-Response-Suppress`` ([MS-OXCMAIL] 2.1.3.2.20) asks Exchange not to
+#: send Out of Office replies (OOF) and, for notices, other automatic replies (AutoReply)
+#: for anything sent to people: a send reaches about 90 of them. Delivery and non-delivery
+#: reports are never suppressed (a bounce is how a wrong address is found). Invitations are
+#: not marked Auto-Submitted: their attendees' replies (accept, decline) are wanted, also
+#: from calendars that answer by themselves. Registry letters carry neither: the registry's
+#: automatic receipt (kirjaamon vastaanottokuittaus) is the proof of delivery.
+AUTOMATIC_REPLIES: dict[str, tuple[str | None, str | None]] = {
+    "invitation": (None, "OOF"),
+    "reminder": ("auto-generated", "OOF, AutoReply"),
+    "feedback_open": ("auto-generated", "OOF, AutoReply"),
+    "feedback_reminder": ("auto-generated", "OOF, AutoReply"),
+    "registry_letter": (None, None),
+    "contact_letter": (None, "OOF"),
+}
+
+#: Every part of every message is 7-bit on the wire, so any relay takes it without
+#: 8BITMIME (RFC 6152): text as quoted-printable (readable in the raw), calendars as base64
+#: (byte-exact CRLF lines, what Exchange itself sends), attachments as base64.
+TEXT_ENCODING = "quoted-printable"
+CALENDAR_ENCODING = "base64"
+
+_EW_PREFIX, _EW_SUFFIX = "=?utf-8?q?", "?="
+_EW_MAX = 75  # RFC 2047 section 2: an encoded word is at most 75 characters
+_Q_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!*+-/")
+
+
+def _q(char: str) -> str:
+    """One character in RFC 2047 "Q" encoding (section 4.2), of the UTF-8 octets."""
+    if char in _Q_SAFE:
+        return char
+    if char == " ":
+        return "_"
+    return "".join(f"={octet:02X}" for octet in char.encode("utf-8"))
+
+
+def fold_text_header(name: str, value: str, maxlen: int = 78, linesep: str = "\r\n") -> str:
+    """``name: value`` folded at spaces into lines of at most ``maxlen``, words that are not
+    ASCII as RFC 2047 encoded words, none of them empty.
+
+    The ``email`` package's own folder (CPython 3.11 to 3.14, gh-136052) writes an empty
+    encoded word ``=?utf-8?q??=`` when the room left on a line is too small for the first
+    encoded character (a dash is 9 octets as =E2=80=93), which RFC 2047 forbids and
+    which some clients show. Here a word that does not fit starts the next line.
+
+    Runs of non-ASCII words are encoded together with the spaces between them, because
+    white space between two encoded words is not displayed (RFC 2047 section 6.2); a space
+    between an ASCII word and an encoded one is the folding white space and stays.
+    """
+    words = value.split(" ")
+    # (plain?, text): consecutive words to encode become one run
+    runs: list[tuple[bool, str]] = []
+    for word in words:
+        plain = word.isascii() and "=?" not in word
+        # an empty word (two spaces) next to an encoded run stays in it: not displayed else
+        if runs and not runs[-1][0] and (not plain or not word):
+            runs[-1] = (False, runs[-1][1] + " " + word)
+        else:
+            runs.append((plain, word))
+    lines = [f"{name}:"]
+
+    def place(token: str) -> None:
+        # a new line only after one with a word on it: an empty line would end the header
+        if len(lines[-1]) + 1 + len(token) > maxlen and lines[-1].strip() not in ("", f"{name}:"):
+            lines.append("")
+        lines[-1] += " " + token
+
+    for plain, text in runs:
+        if plain:
+            place(text)
+            continue
+        whole = len(_EW_PREFIX) + sum(len(_q(c)) for c in text) + len(_EW_SUFFIX)
+        if whole > maxlen - len(lines[-1]) - 1 and whole <= min(maxlen - 1, _EW_MAX):
+            lines.append("")  # the run fits on a line of its own: not split
+        word = ""
+        for char in text:
+            code = _q(char)
+            room = min(maxlen - len(lines[-1]) - 1, _EW_MAX)
+            size = len(_EW_PREFIX) + len(word) + len(code) + len(_EW_SUFFIX)
+            if size > room:
+                if word:  # close this encoded word; the next one goes on a new line
+                    place(_EW_PREFIX + word + _EW_SUFFIX)
+                    word = ""
+                lines.append("")
+            word += code
+        place(_EW_PREFIX + word + _EW_SUFFIX)
+    return linesep.join(lines) + linesep
+
+
+class _TextHeader(UnstructuredHeader, BaseHeader):
+    """Subject: folded by ``fold_text_header`` instead of the ``email`` package's folder.
+    (BaseHeader is what the registry mixes in anyway; named here for the type checker.)"""
+
+    def fold(self, *, policy: Policy) -> str:
+        value = str(self)
+        if value.isascii():
+            return super().fold(policy=policy)
+        maxlen = getattr(policy, "max_line_length", None) or 78
+        return fold_text_header(self.name, value, maxlen, policy.linesep)
+
+
+_headers = HeaderRegistry()
+_headers.map_to_type("subject", _TextHeader)
+#: SMTP line endings, 7-bit bodies (a forgotten part is never sent 8bit), our Subject fold.
+POLICY = policy.SMTP.clone(cte_type="7bit", header_factory=_headers)
+
+
 def build_message(
     *,
     sender: tuple[str, str],
@@ -70,6 +191,7 @@ def build_message(
     text: str,
     message_id: str,
     date: datetime,
+    purpose: MessagePurpose,
     html: str | None = None,
     cc: list[tuple[str, str]] | None = None,
     calendar: bytes | None = None,
@@ -77,8 +199,11 @@ def build_message(
     attachments: list[Attachment] | None = None,
     language: str = "fi",
 ) -> EmailMessage:
-    """A MIME message: text (+ html, + text/calendar) alternatives, then attachments."""
-    msg = EmailMessage(policy=policy.SMTP)
+    """A MIME message: text (+ html, + text/calendar) alternatives, then attachments.
+
+    ``purpose`` decides the automatic-reply headers (``AUTOMATIC_REPLIES``)."""
+    auto_submitted, suppress = AUTOMATIC_REPLIES[purpose]
+    msg = EmailMessage(policy=POLICY)
     msg["From"] = _address(*sender)
     msg["To"] = [_address(*r) for r in to]
     if cc:
@@ -86,17 +211,23 @@ def build_message(
     msg["Subject"] = _one_line(subject)
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id
-    msg.set_content(text)
+    if auto_submitted:
+        msg["Auto-Submitted"] = auto_submitted
+    if suppress:
+        msg["X-Auto-Response-Suppress"] = suppress
+    msg.set_content(text, cte=TEXT_ENCODING)
     if html is not None:
-        msg.add_alternative(html, subtype="html")
+        msg.add_alternative(html, subtype="html", cte=TEXT_ENCODING)
     if calendar is not None:
         ics = calendar.decode("utf-8")
-        msg.add_alternative(ics, subtype="calendar", params={"method": calendar_method})
+        params = {"method": calendar_method}
+        msg.add_alternative(ics, subtype="calendar", params=params, cte=CALENDAR_ENCODING)
         msg.add_attachment(
             ics,
             subtype="calendar",
             filename="kutsu.ics" if language == "fi" else "inbjudan.ics",
-            params={"method": calendar_method},
+            params=params,
+            cte=CALENDAR_ENCODING,
         )
     for a in attachments or []:
         maintype, subtype = a.mimetype.split("/", 1)

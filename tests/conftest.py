@@ -7,7 +7,9 @@ missing server fails the run.
 
 from __future__ import annotations
 
+import email
 import os
+import re
 import shutil
 import socket
 import threading
@@ -16,6 +18,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from email import policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -53,6 +57,30 @@ def line_of(folder: Path, file: str, needle: str) -> int:
     text = (folder / file).read_text(encoding="utf-8")
     assert text.count(needle) == 1, f"{needle!r} occurs {text.count(needle)} times in {file}"
     return text.count("\n", 0, text.index(needle)) + 1
+
+
+ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([qQbB])\?([^?\s]*)\?=")
+
+
+def on_the_wire(raw: bytes) -> EmailMessage:
+    """``raw`` read back with the strict policy, after checking what any relay and client
+    takes: 7-bit only (no 8BITMIME needed), CRLF lines of at most 998 octets (RFC 5322),
+    no 8bit or binary part, and encoded words (RFC 2047) that are not empty and at most
+    75 characters."""
+    assert raw.isascii(), "8-bit octets on the wire"
+    assert b"\n" not in raw.replace(b"\r\n", b""), "a bare LF"
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    head = raw.partition(b"\r\n\r\n")[0].decode()
+    for match in ENCODED_WORD.finditer(head):
+        assert match.group(3), f"empty encoded word {match.group()}"
+        assert len(match.group()) <= 75, f"encoded word longer than 75: {match.group()}"
+    msg = email.message_from_bytes(raw, policy=policy.strict)
+    assert isinstance(msg, EmailMessage)
+    for part in msg.walk():
+        if not part.is_multipart():
+            cte = part.get("Content-Transfer-Encoding", "7bit").lower()
+            assert cte in ("7bit", "quoted-printable", "base64"), cte
+    return msg
 
 
 def copy_sqlite(src: str | Path, dst: Path) -> str:

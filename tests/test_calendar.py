@@ -361,22 +361,33 @@ def test_lines_are_crlf_terminated_and_folded_at_75_octets() -> None:
 # --- CANCEL --------------------------------------------------------------------------
 
 
-def test_cancel_has_method_cancel_status_cancelled_and_the_same_uid() -> None:
+def test_uninvite_is_a_cancel_without_status_at_the_events_sequence() -> None:
+    """RFC 5546 3.2.5: a CANCEL to the removed attendees only has no STATUS (STATUS:
+    CANCELLED would cancel the whole event); the event keeps its one SEQUENCE."""
     request = build([make_event(sequence=1)])
-    cancel = build([make_event(sequence=2)], method="CANCEL", attendees=ATTENDEES[:1])
+    cancel = build([make_event(sequence=1)], method="CANCEL", attendees=ATTENDEES[:1])
     ical, vcal = parse_both(cancel)
     assert ical["METHOD"] == "CANCEL"
     assert vcal.method.value == "CANCEL"
     ev = vevents(ical)[0]
-    assert ev["STATUS"] == "CANCELLED"
-    assert vcal.vevent.status.value == "CANCELLED"
+    assert "STATUS" not in ev
+    assert not hasattr(vcal.vevent, "status")
     assert ev["UID"] == vevents(Calendar.from_ical(request))[0]["UID"]
-    assert ev.decoded("SEQUENCE") == 2
+    assert ev.decoded("SEQUENCE") == int(vcal.vevent.sequence.value) == 1
     # RFC 5546 3.2.5: ORGANIZER and the ATTENDEEs being cancelled are in the CANCEL
     assert str(ev["ORGANIZER"]) == f"mailto:{SENDER}"
     assert str(ev["ATTENDEE"]) == f"mailto:{ATTENDEES[0].email}"
     assert ev["ATTENDEE"].params["CN"] == ATTENDEES[0].name
     assert ev["DTSTART"].params["TZID"] == "Europe/Helsinki"
+    assert not list(ev.walk("VALARM"))
+
+
+def test_cancel_of_a_cancelled_event_is_status_cancelled() -> None:
+    cancel = build([make_event(sequence=2, cancelled=True)], method="CANCEL")
+    ical, vcal = parse_both(cancel)
+    assert vevents(ical)[0]["STATUS"] == vcal.vevent.status.value == "CANCELLED"
+    assert vevents(ical)[0].decoded("SEQUENCE") == 2
+    assert not list(vevents(ical)[0].walk("VALARM"))
 
 
 def test_a_cancelled_session_in_a_request_or_feed_is_status_cancelled() -> None:
@@ -407,6 +418,45 @@ def test_online_only_session_uses_the_url_as_location_and_none_writes_neither() 
     ical, _ = parse_both(build([make_event(location=None, url=None)]))
     assert "LOCATION" not in vevents(ical)[0]
     assert "URL" not in vevents(ical)[0]
+
+
+def test_online_session_has_an_rfc7986_conference_with_features_and_a_label() -> None:
+    event = make_event()
+    ical, vcal = parse_both(build([event]))
+    conference = vevents(ical)[0]["CONFERENCE"]
+    assert str(conference) == event.url
+    assert conference.params["VALUE"] == "URI"
+    assert conference.params["LABEL"] == "teams.hyvaks.example"
+    v = vcal.vevent.conference
+    assert v.value == event.url
+    assert v.params["VALUE"] == ["URI"]
+    assert v.params["FEATURE"] == ["AUDIO", "VIDEO"]  # two values, not one quoted "A,V"
+    assert "CONFERENCE" not in vevents(Calendar.from_ical(build([make_event(url=None)])))[0]
+
+
+def test_a_malformed_link_is_still_the_conference_and_its_own_label() -> None:
+    event = make_event(url="https://[teams.hyvaks.example/l/meetup-join/x")  # unclosed [
+    ical, vcal = parse_both(build([event]))
+    conference = vevents(ical)[0]["CONFERENCE"]
+    assert str(conference) == conference.params["LABEL"] == event.url
+    assert vcal.vevent.conference.value == event.url
+
+
+@pytest.mark.parametrize("method", ["REQUEST", None])
+def test_alarm_the_given_minutes_before_the_start(method: str | None) -> None:
+    ical, vcal = parse_both(build([make_event(alarm_minutes=15)], method=method))
+    (alarm,) = vevents(ical)[0].walk("VALARM")
+    assert alarm["ACTION"] == "DISPLAY"
+    assert alarm.decoded("TRIGGER") == timedelta(minutes=-15)
+    assert str(alarm["DESCRIPTION"]) == make_event().summary
+    assert vcal.vevent.valarm.trigger.value == timedelta(minutes=-15)
+    assert vcal.vevent.valarm.action.value == "DISPLAY"
+
+
+@pytest.mark.parametrize("minutes", [0, None])
+def test_no_alarm_when_turned_off(minutes: int | None) -> None:
+    ical, _ = parse_both(build([make_event(alarm_minutes=minutes)]))
+    assert not list(vevents(ical)[0].walk("VALARM"))
 
 
 # --- feeds ---------------------------------------------------------------------------

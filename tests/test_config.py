@@ -825,3 +825,27 @@ def test_bilingual_region_warns_about_text_missing_in_a_language(bilingual: Path
     warnings = warnings_of(bilingual)
     assert len(warnings) == 1
     find(warnings, REGION, line, "municipalities[2].name", "no text in sv")
+
+
+@pytest.mark.parametrize("value", ["-5", "20000", "soon"])
+def test_session_alarm_minutes_out_of_range_is_located(example: Path, value: str) -> None:
+    line = edit(
+        example,
+        CYCLE,
+        "  invitation_lead_days: 21\n",
+        f"  invitation_lead_days: 21\n  session_alarm_minutes: {value}\n",
+    )
+    message = "valid integer" if value == "soon" else "a calendar reminder is 0 to 10080 minutes"
+    only(problems_of(example), CYCLE, line + 1, "cycle.session_alarm_minutes", message)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("", 15), ("30", 30), ("0", 0), ("null", None)])
+def test_session_alarm_minutes(example: Path, value: str, expected: int | None) -> None:
+    if value:
+        edit(
+            example,
+            CYCLE,
+            "  invitation_lead_days: 21\n",
+            f"  invitation_lead_days: 21\n  session_alarm_minutes: {value}\n",
+        )
+    assert load_config(example).cycle.session_alarm_minutes == expected

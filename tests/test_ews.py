@@ -307,6 +307,7 @@ def raw_message(to: list[str], cc: list[str] | None = None, message_id: str = ""
         calendar=b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n",
         message_id=message_id or f"<{uuid.uuid4().hex}.hytetu@hyvaks.example>",
         date=dt.datetime(2025, 10, 2, 7, 0, tzinfo=dt.UTC),
+        purpose="invitation",
     )
     return msg.as_bytes()
 

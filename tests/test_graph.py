@@ -47,6 +47,7 @@ def raw_message(
         text="Hei,\n\nmuistio liitteenä. Ääkköset: äöå.\n",
         message_id=message_id,
         date=dt.datetime(2025, 11, 20, 9, 0, tzinfo=dt.UTC),
+        purpose="registry_letter",
         calendar=b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n",
         attachments=[Attachment("muistio.pdf", attachment or b"%PDF-1.7\r\n\x00\xff" * 50)],
     )

@@ -14,17 +14,20 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import ENCODED_WORD, on_the_wire
 from icalendar import Calendar
 
 from hytetu.calendar import Attendee, CalendarEvent, build_calendar, session_uid
 from hytetu.errors import DeliveryError
 from hytetu.mail import (
+    AUTOMATIC_REPLIES,
     Attachment,
     FileOutbox,
     MailSettings,
     SmtpSettings,
     SmtpTransport,
     build_message,
+    fold_text_header,
     make_transport,
     message_id_for,
     slug,
@@ -73,6 +76,7 @@ def message(**overrides: object) -> EmailMessage:
             "invite:1:jamsa:orjan.aijala@jamsa.example:0:REQUEST", SENDER[1]
         ),
         "date": DATE,
+        "purpose": "invitation",
         "calendar": calendar(),
         "attachments": [Attachment("Muistio Jämsä 2025.pdf", PDF)],
     }
@@ -215,6 +219,7 @@ def test_line_breaks_in_subject_or_names_cannot_inject_headers(evil: str) -> Non
         "Content-Language",
         "MIME-Version",
         "Content-Type",
+        "X-Auto-Response-Suppress",
     }
     assert "Bcc" not in msg
     assert all(len(msg.get_all(name)) == 1 for name in msg.keys())  # noqa: SIM118
@@ -227,6 +232,119 @@ def test_line_breaks_in_subject_or_names_cannot_inject_headers(evil: str) -> Non
     assert [a.addr_spec for a in msg["From"].addresses] == [SENDER[1]]
     assert [a.addr_spec for a in msg["To"].addresses] == [TO[0][1]]
     assert [a.addr_spec for a in msg["Cc"].addresses] == [CC[0][1]]
+
+
+# --- automatic replies (RFC 3834, [MS-OXCMAIL] 2.1.3.2.20) -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("purpose", "auto_submitted", "suppress"),
+    [
+        ("invitation", None, "OOF"),
+        ("reminder", "auto-generated", "OOF, AutoReply"),
+        ("feedback_open", "auto-generated", "OOF, AutoReply"),
+        ("feedback_reminder", "auto-generated", "OOF, AutoReply"),
+        ("contact_letter", None, "OOF"),
+        ("registry_letter", None, None),  # the registry's automatic receipt is wanted
+    ],
+)
+def test_each_purpose_says_whether_it_is_automatic_and_which_replies_to_spare(
+    purpose: str, auto_submitted: str | None, suppress: str | None
+) -> None:
+    msg = on_the_wire(message(purpose=purpose).as_bytes())
+    assert msg["Auto-Submitted"] == auto_submitted
+    assert msg["X-Auto-Response-Suppress"] == suppress
+    if suppress:  # only values [MS-OXCMAIL] defines; never the delivery reports (NDR)
+        values = {v.strip() for v in suppress.split(",")}
+        assert values <= {"DR", "NDR", "RN", "NRN", "OOF", "AutoReply"}
+        assert "NDR" not in values and "All" not in values
+
+
+def test_every_purpose_is_decided() -> None:
+    from typing import get_args
+
+    from hytetu.mail import MessagePurpose
+
+    assert set(get_args(MessagePurpose)) == set(AUTOMATIC_REPLIES)
+
+
+# --- 7-bit on the wire ------------------------------------------------------------------
+
+
+def test_every_part_is_7bit_and_decodes_back_to_what_was_given() -> None:
+    text = "Hei,\n\ntervetuloa neuvotteluun. Ääkköset: äöå ÄÖÅ.\n.\nrivi pisteellä\n"
+    html = "<p>Hei,</p><p>" + "Pitkä rivi ilman rivinvaihtoa – äöå. " * 20 + "</p>\n"
+    attachments = [Attachment("Muistio Jämsä.pdf", PDF)]
+    raw = message(text=text, html=html, attachments=attachments).as_bytes()
+    msg = on_the_wire(raw)
+    leaves = [p for p in msg.walk() if not p.is_multipart()]
+    encodings = {p.get_content_type(): p["Content-Transfer-Encoding"] for p in leaves}
+    assert encodings == {
+        "text/plain": "quoted-printable",
+        "text/html": "quoted-printable",
+        "text/calendar": "base64",
+        "application/pdf": "base64",
+    }
+
+    def lf(value: str) -> str:
+        return value.replace("\r\n", "\n")
+
+    plain, rich, inline_ics, attached_ics, pdf = leaves
+    assert lf(plain.get_content()) == text
+    assert lf(rich.get_content()) == html
+    for part in (inline_ics, attached_ics):
+        assert part.get_content_charset() == "utf-8"
+        assert part.get_payload(decode=True) == calendar()  # the same octets, CRLF and all
+    assert pdf.get_content() == PDF
+
+
+# --- subjects (RFC 2047) ------------------------------------------------------------------
+
+
+def _subjects() -> list[str]:
+    """Subjects whose non-ASCII word lands at every position of the first and second line,
+    so that every room left on a line (none, 1, 2 ... octets) is met once."""
+    out = []
+    for n in range(1, 90):
+        head = " ".join(["Muistutus:"] + ["x" * (n % 7 + 1)] * (n // 7 + 1))[:n]
+        out.append(f"{head} 20.11.2025 – Hyvinvoinnin, terveyden edistämisen neuvottelut 2025")
+        out.append(f"{head} Kutsu: Åsa Öhman – äö ÄÖ å")
+    return out
+
+
+@pytest.mark.parametrize("subject", _subjects())
+def test_subject_folds_without_empty_encoded_words_and_decodes_back(subject: str) -> None:
+    raw = message(subject=subject).as_bytes()
+    msg = on_the_wire(raw)  # no empty and no over-long encoded word
+    assert msg["Subject"] == subject
+    head = raw.partition(b"\r\n\r\n")[0].decode()
+    field = head[head.index("Subject:") :].split("\r\n")
+    lines = [field[0]] + [line for line in field[1:] if line[:1] in (" ", "\t")]
+    lines = lines[: next((i for i, line in enumerate(lines[1:], 1) if ":" in line[:1]), None)]
+    assert all(len(line) <= 78 for line in lines), lines
+
+
+def test_the_subject_that_met_the_email_packages_empty_encoded_word() -> None:
+    """This subject made the stdlib write ``=?utf-8?q??=`` (its folder, CPython gh-136052)."""
+    subject = (
+        "Muistutus: Viitasaari, Pihtipudas ja Kinnula 20.11.2025 – Hyvinvoinnin, "
+        "terveyden ja turvallisuuden edistämisen neuvottelut 2025"
+    )
+    folded = fold_text_header("Subject", subject)
+    assert "?q??=" not in folded
+    assert [m.group(3) for m in ENCODED_WORD.finditer(folded)] == ["=E2=80=93", "edist=C3=A4misen"]
+    assert on_the_wire(message(subject=subject).as_bytes())["Subject"] == subject
+
+
+@pytest.mark.parametrize("subject", ["ä  ä", "ä  a", "a  ä  b", "Jämsä–Keuruu"])
+def test_spaces_between_words_survive_in_a_subject(subject: str) -> None:
+    assert on_the_wire(message(subject=subject).as_bytes())["Subject"] == subject
+
+
+def test_an_encoded_word_look_alike_is_folded_as_text() -> None:
+    folded = fold_text_header("Subject", "=?x?q?y?= ä")
+    parsed = email.message_from_bytes(f"{folded}\r\n".encode(), policy=policy.strict)
+    assert parsed["Subject"] == "=?x?q?y?= ä"
 
 
 # --- attachments -----------------------------------------------------------------------

@@ -104,6 +104,7 @@ def add(
             text=f"Hei,\n\nviesti {key}.\n",
             message_id=message_id,
             date=datetime(2025, 9, 1, 9, 0, tzinfo=UTC),
+            purpose="registry_letter",
         )
 
     with db.session_scope(setup.url) as s:
@@ -209,6 +210,7 @@ def test_two_enqueues_of_one_key_at_the_same_moment_make_one_row(both_setup: Set
                 text="A",
                 message_id=message_id,
                 date=datetime(2025, 9, 1, tzinfo=UTC),
+                purpose="registry_letter",
             )
 
         try:
@@ -265,6 +267,7 @@ def test_enqueue_inside_a_failed_transaction_leaves_nothing(setup: Setup) -> Non
                 text="x",
                 message_id=mid,
                 date=datetime(2025, 9, 1, tzinfo=UTC),
+                purpose="registry_letter",
             ),
         )
         raise RuntimeError("the flow step failed after enqueueing")

@@ -526,6 +526,7 @@ def test_build_message_with_every_line_break_in_subject_and_names(brk: str) -> N
         text="teksti",
         message_id="<1.hytetu@hyvaks.example>",
         date=helsinki("2025-10-01 07:00"),
+        purpose="registry_letter",
     )
     parsed = email.message_from_bytes(msg.as_bytes(), policy=policy.default)
     assert "Bcc" not in parsed

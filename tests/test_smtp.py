@@ -178,6 +178,7 @@ def raw_message(to: list[str]) -> bytes:
         text="Hei,\n\nmuistio liitteenä. Ääkköset: äöå.\n.\n..\n.piste alussa\n",
         message_id="<0123456789abcdef.hytetu@hyvaks.example>",
         date=dt.datetime(2025, 11, 20, 9, 0, tzinfo=dt.UTC),
+        purpose="registry_letter",
         attachments=[Attachment("muistio.pdf", b"%PDF-1.7\r\n.\r\n\x00\xff" * 50)],
     )
     return msg.as_bytes()
@@ -223,12 +224,27 @@ def test_delivers_the_exact_bytes(serve: Callable[..., int]) -> None:
     assert pdf.get_content() == b"%PDF-1.7\r\n.\r\n\x00\xff" * 50
 
 
-def test_8bit_message_is_announced_with_body_8bitmime(serve: Callable[..., int]) -> None:
-    """RFC 6152: 8-bit data (the UTF-8 text parts) only after MAIL FROM ... BODY=8BITMIME."""
+def test_messages_are_7bit_and_go_without_8bitmime(serve: Callable[..., int]) -> None:
+    """hytetu's messages need no 8BITMIME (RFC 6152): every relay takes them."""
     handler = Handler()
     port = serve(handler)
     raw = raw_message(["orjan@jamsa.example"])
-    assert not raw.isascii()
+    assert raw.isascii()
+    transport(port).send(raw, SENDER, ["orjan@jamsa.example"])
+    (envelope,) = handler.delivered
+    assert "BODY=8BITMIME" not in [o.upper() for o in envelope.mail_options]
+
+
+def test_8bit_message_is_announced_with_body_8bitmime(serve: Callable[..., int]) -> None:
+    """RFC 6152: 8-bit data only after MAIL FROM ... BODY=8BITMIME (a message queued by an
+    earlier version, which sent UTF-8 text parts 8bit, is sent as it was stored)."""
+    handler = Handler()
+    port = serve(handler)
+    raw = (
+        b"From: hyte@hyvaks.example\r\nTo: orjan@jamsa.example\r\nSubject: x\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: 8bit\r\n\r\n" + "Ääkköset: äöå.\r\n".encode()
+    )
     transport(port).send(raw, SENDER, ["orjan@jamsa.example"])
     (envelope,) = handler.delivered
     assert "BODY=8BITMIME" in [o.upper() for o in envelope.mail_options]
