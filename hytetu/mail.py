@@ -18,6 +18,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -62,6 +63,16 @@ def _address(name: str, email: str) -> Address:
     return Address(display_name=_one_line(name), username=username, domain=domain)
 
 
+def _set_subject(msg: EmailMessage, subject: str) -> None:
+    """The Subject, folded so that no space is lost: the email package's own folding drops
+    the space between an encoded word and the next ("30.11.2026– Förhandlingar"), so a
+    non-ASCII subject is encoded whole (email.header) and stored as it is."""
+    if subject.isascii():
+        msg["Subject"] = subject
+    else:
+        msg.set_raw("Subject", Header(subject, "utf-8", header_name="Subject").encode())
+
+
 def build_message(
     *,
     sender: tuple[str, str],
@@ -83,7 +94,7 @@ def build_message(
     msg["To"] = [_address(*r) for r in to]
     if cc:
         msg["Cc"] = [_address(*r) for r in cc]
-    msg["Subject"] = _one_line(subject)
+    _set_subject(msg, _one_line(subject))
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id
     msg.set_content(text)
