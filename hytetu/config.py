@@ -186,16 +186,17 @@ ColumnNames = Annotated[
 
 class FeedbackImport(_Model):
     """Which column of a form export (Webropol, Microsoft Forms; CSV or XLSX) holds what.
-    Files are read from ``feedback/`` in the config folder; the defaults fit both."""
+    Files are read from ``feedback/`` in the config folder; the defaults fit both, with
+    the Finnish, Swedish or English questions of hytetu's own form."""
 
-    received_at: ColumnNames = ["Vastausaika", "Valmistumisaika", "Completion time"]
+    received_at: ColumnNames = ["Vastausaika", "Valmistumisaika", "Svarstid", "Completion time"]
     organisation: ColumnNames = ["Organisaatio", "Organisation"]
-    respondent_type: ColumnNames = ["Vastaajan tyyppi", "Respondent type"]
-    municipality: ColumnNames = ["Kunta tai kuntaryhmä", "Municipality"]
-    priority_area: ColumnNames = ["Painopiste", "Priority area"]
-    service_area: ColumnNames = ["Palvelualue", "Service area"]
-    text: ColumnNames = ["Näkemys", "Your view"]
-    email: ColumnNames = ["Sähköposti", "Email"]
+    respondent_type: ColumnNames = ["Vastaajan tyyppi", "Typ av svarande", "Respondent type"]
+    municipality: ColumnNames = ["Kunta tai kuntaryhmä", "Kommun eller kommungrupp", "Municipality"]
+    priority_area: ColumnNames = ["Painopiste", "Prioritering", "Priority area"]
+    service_area: ColumnNames = ["Palvelualue", "Tjänsteområde", "Service area"]
+    text: ColumnNames = ["Näkemys", "Din synpunkt", "Your view"]
+    email: ColumnNames = ["Sähköposti", "E-post", "Email"]
     max_text: int = Field(5000, ge=100, le=100_000, description="Longest text accepted")
 
 

@@ -173,8 +173,9 @@ def load_config_into_db(config: Config, session: Session, actor: str = "hytetu")
                     if rf.region.contact
                     else None
                 ),
+                # Only those given: the others follow the region's languages.
                 "municipality_languages": {
-                    m.id: config.municipality_languages(m) for m in rf.municipalities
+                    m.id: list(m.languages) for m in rf.municipalities if m.languages
                 },
             },
         },

@@ -6,7 +6,7 @@ text, so line numbers can be computed from the text that was changed.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -387,8 +387,8 @@ def test_session_time_without_offset_is_local_time_in_the_regions_zone(example: 
     config = load_config(example)
     first, second = config.cycle_file.sessions[:2]
     # Summer time on 23 October, winter time a week later: the offsets differ.
-    assert first.start == datetime(2025, 10, 23, 6, 0, tzinfo=timezone.utc)
-    assert second.start == datetime(2025, 10, 30, 7, 0, tzinfo=timezone.utc)
+    assert first.start == datetime(2025, 10, 23, 6, 0, tzinfo=UTC)
+    assert second.start == datetime(2025, 10, 30, 7, 0, tzinfo=UTC)
     assert first.end.utcoffset() == timedelta(hours=3)  # an explicit offset still counts
 
 
