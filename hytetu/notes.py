@@ -304,6 +304,18 @@ def write_template(
             problems=[Problem(str(out), None, "session", f"sessions are: {keys}")],
         )
     language = language or view.language
+    if language not in view.region.languages:
+        raise NotesError(
+            f"no language {language!r} in the region",
+            problems=[
+                Problem(
+                    str(out),
+                    None,
+                    "language",
+                    f"the region's languages are {', '.join(view.region.languages)}",
+                )
+            ],
+        )
     names = workbook_names(language)
     pas, sas, cells = view.matrix()
     wb = Workbook()

@@ -188,6 +188,7 @@ def test_each_registry_gets_its_municipalitys_languages_only(osterbotten) -> Non
             assert not files[0].endswith("-sv.pdf")
             assert "Hyvinvointikoordinaattori Linnea Granholm" in body
             assert "Registratorskontoret" not in body and "Med vänliga" not in body
+            assert str(msg["From"].addresses[0].display_name).startswith("Pohjanmaan")
         # Never the other language's name of the same municipality.
         if m.id in NAMES:
             other = NAMES[m.id][1] if language == "sv" else NAMES[m.id][0]
