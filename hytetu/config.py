@@ -434,7 +434,6 @@ def localized(text: dict[str, str] | None, language: str, default: str) -> str:
 _MESSAGES = {
     "extra_forbidden": "unknown field (check the spelling; see docs/config-format.md)",
     "missing": "required field is missing",
-    "timezone_aware": "a date and time needs its UTC offset, e.g. 2025-10-23T09:00:00+03:00",
 }
 
 
