@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import email
+import re
 from email import policy
+from html import unescape
 from pathlib import Path
 
 import icalendar
@@ -140,3 +142,32 @@ def test_feeds_are_valid_calendars(loaded: str, tmp_path: Path) -> None:
     assert "METHOD" not in cal
     for f in feeds:
         vobject.readOne(f.read_text(encoding="utf-8")).validate()
+
+
+def test_plain_html_and_description_say_the_same(loaded: str, tmp_path: Path) -> None:
+    """The default texts (no ``texts:`` in cycle.yaml) in all three parts: Outlook shows
+    the HTML, other clients the plain text, calendars the DESCRIPTION."""
+    out = tmp_path / "out"
+    phases.run_invitations(FIRST_INVITES, out, loaded)
+    msg = email.message_from_bytes(
+        sorted((out / "outbox").glob("*.eml"))[0].read_bytes(), policy=policy.strict
+    )
+    assert isinstance(msg, email.message.EmailMessage)
+    html = msg.get_body(("html",)).get_content()
+    parts = {
+        "plain": msg.get_body(("plain",)).get_content(),
+        "html": unescape(re.sub(r"<[^>]+>", " ", html)),
+        "DESCRIPTION": str(_calendar_part(msg).walk("VEVENT")[0]["DESCRIPTION"]),
+    }
+    for name, text in parts.items():
+        text = " ".join(text.split())
+        for needle in (
+            "kutsuu sinut hyvinvoinnin, terveyden ja turvallisuuden edistämisen neuvotteluun "
+            "(laki sosiaali- ja terveydenhuollon järjestämisestä 612/2021, 6 § ja 7 §)",
+            "Ohjelma",
+            "HYTE-kerroin hyvinvointialueen ja kunnan yhdyspinnalla",
+            "Keskustelun yhteenveto ja alueellisen hyvinvointisuunnitelman jatkovalmistelu",
+            "Iäkkäiden toimintakyky vahvistuu, kaatumistapaturmat ja lonkkamurtumat vähenevät.",
+            "Lisätietoja: Hyte-koordinaattori Sanna Lahtinen, puh. +358 40 000 1234",
+        ):
+            assert needle in text, f"{name}: {needle!r}"
