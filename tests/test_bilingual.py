@@ -210,6 +210,13 @@ def test_swedish_feedback_notice_subject_keeps_its_spaces(osterbotten) -> None:
     )
     body = notices[0].get_body(("plain",)).get_content()
     assert "Välfärdskoordinator Linnea Granholm" in body and "säkerhet" not in body
+    reminders = [m for m in _messages(url, "reminder") if m["Content-Language"] == "sv"]
+    assert reminders
+    for msg in reminders + notices:
+        text = msg.get_body(("plain",)).get_content()
+        assert "Mer information: Välfärdskoordinator Linnea Granholm, tfn +358 40" in text
+        for word in FINNISH_WORDS:
+            assert word not in text and word not in str(msg["Subject"]), word
 
 
 def test_notes_workbook_in_swedish_and_in_finnish(osterbotten, tmp_path: Path) -> None:
