@@ -269,3 +269,24 @@ def test_goal_without_text_in_a_language_the_region_sends_in(tmp_path: Path) -> 
     assert goal.message.startswith("no text in fi")
     laihia = problems[("municipalities[8].languages[0]", "error")]
     assert "'en' is not one of the region's languages" in laihia.message
+
+
+def test_coordinators_are_copied_on_the_letter_in_their_language(osterbotten) -> None:
+    url, _ = osterbotten
+    from hytetu.config import DispatchSettings
+    from hytetu.dispatch import _recipients
+
+    settings = DispatchSettings(cc_contacts=True)
+    with db.session_scope(url) as s:
+        view = cycle_view(s)
+        cc: dict[tuple[str, str], list[str]] = {}
+        for memo in s.scalars(select(db.Memo).filter_by(kind="group")):
+            language = memos.memo_language(view, memo)
+            for r in _recipients(view, memo, settings):
+                cc[(r.key, language)] = [addr for _, addr in r.cc]
+    assert cc[("vasa", "sv")] == ["henrik.lindqvist@vaasa.example"]
+    assert cc[("vasa", "fi")] == ["anna-kaisa.rintala@vaasa.example"]
+    assert cc[("kasko", "fi")] == ["jari.maki-kuutti@kasko.example"]
+    assert cc[("kasko", "sv")] == []
+    assert cc[("narpes", "sv")] == ["camilla.nyman@narpes.example"]
+    assert ("narpes", "fi") not in cc and ("laihia", "sv") not in cc
