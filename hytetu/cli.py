@@ -217,6 +217,12 @@ def notes_template(
     session: Annotated[str, typer.Argument(help="A session id from the cycle config")],
     out: Annotated[Path, typer.Option(help="The workbook to write (.xlsx)")],
     region: Region = None,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            help="Sheets, columns and goals in this language (default: the region's first)"
+        ),
+    ] = None,
 ) -> None:
     """Write the notes workbook of a session for the secretary to fill in."""
     from hytetu.notes import write_template
@@ -224,7 +230,7 @@ def notes_template(
 
     try:
         with db.session_scope() as s:
-            write_template(cycle_view(s, region), session, out)
+            write_template(cycle_view(s, region), session, out, language)
     except HytetuError as e:
         _fail(e)
         return

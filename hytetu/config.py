@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -79,7 +78,7 @@ class _Model(BaseModel):
 
 
 class Person(_Model):
-    name: str = Field(min_length=1)
+    name: LocalizedText
     email: EmailStr
     phone: str | None = None
 
@@ -93,15 +92,24 @@ class Contact(_Model):
     language: str | None = Field(None, description="fi, sv...; default the region's first")
 
 
+LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
+
+
 class RegionInfo(_Model):
     id: Id
     name: LocalizedText
     timezone: str = "Europe/Helsinki"
     languages: list[Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]] = Field(
-        default=["fi"], min_length=1
+        default=["fi"],
+        min_length=1,
+        description="The languages it sends in; the first is its default",
     )
     sender: Person = Field(description="The county's sending address; organiser of sessions")
-    contact: Person | None = Field(None, description="Contact person named in memos")
+    contact: Person | None = Field(
+        None,
+        description="The person a reader can ask: named in invitations, notices, memos and "
+        "cover letters (default: the sender)",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -119,7 +127,18 @@ class Municipality(_Model):
     id: Id
     name: LocalizedText
     registry: EmailStr = Field(description="The registry (kirjaamo) address; memos go here")
+    languages: list[LanguageCode] | None = Field(
+        None,
+        min_length=1,
+        description="The municipality's official language(s), e.g. [sv] or [sv, fi]: its "
+        "registry gets letters and memos in these only (default: the region's languages)",
+    )
     contacts: list[Contact] = []
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
 
 
 class Group(_Model):
@@ -189,16 +208,17 @@ ColumnNames = Annotated[
 
 class FeedbackImport(_Model):
     """Which column of a form export (Webropol, Microsoft Forms; CSV or XLSX) holds what.
-    Files are read from ``feedback/`` in the config folder; the defaults fit both."""
+    Files are read from ``feedback/`` in the config folder; the defaults fit both, with
+    the Finnish, Swedish or English questions of hytetu's own form."""
 
-    received_at: ColumnNames = ["Vastausaika", "Valmistumisaika", "Completion time"]
+    received_at: ColumnNames = ["Vastausaika", "Valmistumisaika", "Svarstid", "Completion time"]
     organisation: ColumnNames = ["Organisaatio", "Organisation"]
-    respondent_type: ColumnNames = ["Vastaajan tyyppi", "Respondent type"]
-    municipality: ColumnNames = ["Kunta tai kuntaryhmä", "Municipality"]
-    priority_area: ColumnNames = ["Painopiste", "Priority area"]
-    service_area: ColumnNames = ["Palvelualue", "Service area"]
-    text: ColumnNames = ["Näkemys", "Your view"]
-    email: ColumnNames = ["Sähköposti", "Email"]
+    respondent_type: ColumnNames = ["Vastaajan tyyppi", "Typ av svarande", "Respondent type"]
+    municipality: ColumnNames = ["Kunta tai kuntaryhmä", "Kommun eller kommungrupp", "Municipality"]
+    priority_area: ColumnNames = ["Painopiste", "Prioritering", "Priority area"]
+    service_area: ColumnNames = ["Palvelualue", "Tjänsteområde", "Service area"]
+    text: ColumnNames = ["Näkemys", "Din synpunkt", "Your view"]
+    email: ColumnNames = ["Sähköposti", "E-post", "Email"]
     max_text: int = Field(5000, ge=100, le=100_000, description="Longest text accepted")
 
 
@@ -235,8 +255,11 @@ class Session(_Model):
     kind: Literal["group_session", "provider_forum"] = "group_session"
     group: Id | None = None
     title: LocalizedText | None = None
-    start: AwareDatetime
-    end: AwareDatetime
+    start: datetime = Field(
+        description="Local time in the region's zone (2026-10-22T09:00), or with its UTC "
+        "offset (2026-10-22T09:00+03:00)"
+    )
+    end: datetime
     online_url: str | None = None
     place: str | None = None
     invite: list[StakeholderType] = ["ngo", "parish", "employment_area", "county_unit"]
@@ -269,8 +292,82 @@ class DispatchSettings(_Model):
     )
 
 
+def _both(fi: str, sv: str) -> dict[str, str]:
+    return {"fi": fi, "sv": sv}
+
+
+class Texts(_Model):
+    """The ``texts:`` block of cycle.yaml: what the invitations, notices and memos say about
+    the negotiations, in every language the region sends in. The defaults are the texts of
+    the 2025 cycle in Central Finland, with their Swedish translations."""
+
+    topic: LocalizedText = Field(
+        _both(
+            "hyvinvoinnin, terveyden ja turvallisuuden edistämisen",
+            "främjande av välfärd, hälsa och säkerhet",
+        ),
+        description="What the negotiations are about, worded to fit 'X neuvottelut' (fi) "
+        "and 'förhandlingarna om X' (sv)",
+    )
+    law: LocalizedText = Field(
+        _both(
+            "laki sosiaali- ja terveydenhuollon järjestämisestä 612/2021, 6 § ja 7 §",
+            "lagen om ordnande av social- och hälsovård 612/2021, 6 § och 7 §",
+        ),
+        description="The law the negotiations are held under, as invitations name it",
+    )
+    agenda: list[LocalizedText] = Field(
+        [
+            _both(
+                "Johdatus: alueellisen hyvinvointisuunnitelman painopisteet, alustavat "
+                "tavoitteet ja toimenpiteet; HYTE-kerroin hyvinvointialueen ja kunnan "
+                "yhdyspinnalla",
+                "Inledning: den regionala välfärdsplanens prioriteringar, preliminära mål och "
+                "åtgärder; HYTE-koefficienten i gränssnittet mellan välfärdsområdet och "
+                "kommunen",
+            ),
+            _both(
+                "Yhteinen keskustelu tavoitteista ikäryhmittäin ja kuntakohtaisista painotuksista",
+                "Gemensam diskussion om målen per åldersgrupp och om kommunernas betoningar",
+            ),
+            _both(
+                "Keskustelun yhteenveto ja alueellisen hyvinvointisuunnitelman jatkovalmistelu",
+                "Sammanfattning av diskussionen och fortsatt beredning av den regionala "
+                "välfärdsplanen",
+            ),
+        ],
+        min_length=1,
+        description="The sessions' agenda, one item each: in invitations and memos",
+    )
+    background: list[LocalizedText] = Field(
+        [
+            _both(
+                "Laki sosiaali- ja terveydenhuollon järjestämisestä (612/2021) velvoittaa "
+                "kunnan toimimaan hyvinvoinnin ja terveyden edistämisessä yhteistyössä "
+                "hyvinvointialueen kanssa, tekemään yhteistyötä muiden toimijoiden kanssa ja "
+                "osallistumaan hyvinvointialueen neuvotteluihin (6 § 4 mom.).",
+                "Enligt lagen om ordnande av social- och hälsovård (612/2021) ska kommunen "
+                "samarbeta med välfärdsområdet i främjandet av välfärd och hälsa, samarbeta "
+                "med andra aktörer och delta i välfärdsområdets förhandlingar (6 § 4 mom.).",
+            ),
+            _both(
+                "Hyvinvointialueen on neuvoteltava vähintään kerran vuodessa yhdessä alueensa "
+                "kuntien sekä muiden hyvinvoinnin ja terveyden edistämistyötä tekevien "
+                "toimijoiden kanssa tavoitteista, toimenpiteistä, yhteistyöstä ja seurannasta "
+                "(7 § 4 mom.).",
+                "Välfärdsområdet ska minst en gång om året förhandla tillsammans med kommunerna "
+                "i området och andra aktörer som främjar välfärd och hälsa om mål, åtgärder, "
+                "samarbete och uppföljning (7 § 4 mom.).",
+            ),
+        ],
+        description="The memo's background paragraphs (the law); the memo adds a sentence "
+        "on the plan period",
+    )
+
+
 class CycleFile(_Model):
     cycle: CycleInfo
+    texts: Texts = Texts()
     feedback: FeedbackWindow
     goal_matrix: GoalMatrix
     sessions: list[Session] = Field(min_length=1)
@@ -307,6 +404,10 @@ class Config:
 
     def municipality(self, municipality_id: str) -> Municipality:
         return next(m for m in self.region_file.municipalities if m.id == municipality_id)
+
+    def municipality_languages(self, municipality: Municipality) -> list[str]:
+        """The languages its registry gets letters in: its own, else the region's."""
+        return list(municipality.languages or self.region.languages)
 
     def invitees(self, session: Session) -> list[tuple[str, Contact]]:
         """(organisation id, contact) pairs invited to ``session``, without duplicates."""
@@ -355,7 +456,6 @@ def localized(text: dict[str, str] | None, language: str, default: str) -> str:
 _MESSAGES = {
     "extra_forbidden": "unknown field (check the spelling; see docs/config-format.md)",
     "missing": "required field is missing",
-    "timezone_aware": "a date and time needs its UTC offset, e.g. 2025-10-23T09:00:00+03:00",
 }
 
 
@@ -450,6 +550,10 @@ def load_config(folder: Path | str) -> Config:
             parsed[name] = model.model_validate(doc.data)
         except ValidationError as e:
             problems.extend(_pydantic_problems(doc, e))
+    if not problems and len(parsed) == 2:
+        parsed[CYCLE_FILE] = _sessions_in_zone(
+            parsed[CYCLE_FILE], parsed[REGION_FILE].region.timezone, docs[CYCLE_FILE], problems
+        )
     if problems or len(parsed) < 2:
         raise ConfigError(f"{folder}: the configuration is invalid", problems=problems)
     config = Config(folder, parsed[REGION_FILE], parsed[CYCLE_FILE])
@@ -458,6 +562,47 @@ def load_config(folder: Path | str) -> Config:
     if errors:
         raise ConfigError(f"{folder}: the configuration is invalid", problems=errors)
     return Config(config.folder, config.region_file, config.cycle_file, found)
+
+
+def local_time(value: datetime, tz: ZoneInfo) -> datetime | str:
+    """A time without a UTC offset as the time it is in ``tz``, or why it cannot be: it
+    does not exist (the clocks go forward over it) or happens twice (they go back)."""
+    first, second = value.replace(tzinfo=tz, fold=0), value.replace(tzinfo=tz, fold=1)
+    shown = value.isoformat(timespec="minutes")
+    back = first.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
+    if back != value:
+        return (
+            f"{shown} does not exist in {tz.key}: the clocks go forward over it that night "
+            f"({_fmt_offset(first.utcoffset())} to {_fmt_offset(second.utcoffset())}); "
+            "give a time that exists"
+        )
+    if first.utcoffset() != second.utcoffset():
+        return (
+            f"{shown} happens twice in {tz.key}: the clocks go back that night; give the "
+            f"UTC offset, {shown}{_fmt_offset(first.utcoffset())} for the first or "
+            f"{shown}{_fmt_offset(second.utcoffset())} for the second"
+        )
+    return first
+
+
+def _sessions_in_zone(
+    cycle: CycleFile, zone: str, doc: YamlDoc, problems: list[Problem]
+) -> CycleFile:
+    """Sessions with times without an offset read in the region's zone ``zone``."""
+    tz = ZoneInfo(zone)
+    sessions = []
+    for si, s in enumerate(cycle.sessions):
+        times = {}
+        for name in ("start", "end"):
+            value: datetime = getattr(s, name)
+            if value.tzinfo is None:
+                local = local_time(value, tz)
+                if isinstance(local, str):
+                    problems.append(doc.problem(("sessions", si, name), local))
+                    continue
+                times[name] = local
+        sessions.append(s.model_copy(update=times))
+    return cycle.model_copy(update={"sessions": sessions})
 
 
 def _check(config: Config, rdoc: YamlDoc, cdoc: YamlDoc) -> list[Problem]:
@@ -493,7 +638,12 @@ def _check(config: Config, rdoc: YamlDoc, cdoc: YamlDoc) -> list[Problem]:
                 )
 
     # Languages of texts and contacts.
-    def check_text(doc: YamlDoc, path: tuple, text: dict[str, str] | None) -> None:
+    def check_text(
+        doc: YamlDoc, path: tuple, text: dict[str, str] | None, required: bool = False
+    ) -> None:
+        """Every language of a text is the region's; a missing one is a warning, or an
+        error when it is ``required`` (shown to readers of every language: the invitation
+        would silently show another language)."""
         if not text:
             return
         for lang in text:
@@ -507,15 +657,46 @@ def _check(config: Config, rdoc: YamlDoc, cdoc: YamlDoc) -> list[Problem]:
                 )
         given = {rf.region.languages[0] if k == "*" else k for k in text}
         missing = sorted(languages - given)
-        if missing:
+        if missing and required:
+            out.append(
+                doc.problem(
+                    path,
+                    f"no text in {', '.join(missing)}: the region sends in "
+                    f"{', '.join(rf.region.languages)}, and its {', '.join(missing)} "
+                    "invitations and memos would show another language",
+                )
+            )
+        elif missing:
             out.append(doc.problem(path, f"no text in {', '.join(missing)}", severity="warning"))
 
     check_text(rdoc, ("region", "name"), rf.region.name)
+    for role in ("sender", "contact"):
+        person = getattr(rf.region, role)
+        if person is not None and DEFAULT_LANGUAGE_KEY not in person.name:  # a plain name is fine
+            check_text(rdoc, ("region", role, "name"), person.name)
+    written = (cdoc.data or {}).get("texts") or {}  # the defaults are in fi and sv
+    for key in ("topic", "law"):
+        if key in written:
+            check_text(cdoc, ("texts", key), getattr(cf.texts, key), required=True)
+    for key in ("agenda", "background"):
+        if key in written:
+            for i, item in enumerate(getattr(cf.texts, key)):
+                check_text(cdoc, ("texts", key, i), item, required=True)
     orgs: list[tuple[str, Sequence[Municipality | Stakeholder]]] = [
         ("municipalities", rf.municipalities),
         ("stakeholders", rf.stakeholders),
     ]
     path: tuple[str | int, ...]
+    for mi, muni in enumerate(rf.municipalities):
+        for li, lang in enumerate(muni.languages or []):
+            if lang not in languages:
+                out.append(
+                    rdoc.problem(
+                        ("municipalities", mi, "languages", li),
+                        f"language {lang!r} is not one of the region's languages "
+                        f"{sorted(languages)}",
+                    )
+                )
     for kind, items in orgs:
         for i, item in enumerate(items):
             check_text(rdoc, (kind, i, "name"), item.name)
@@ -558,7 +739,7 @@ def _check(config: Config, rdoc: YamlDoc, cdoc: YamlDoc) -> list[Problem]:
         if cell_key in seen_cells:
             out.append(cdoc.problem(path, f"duplicate cell {cell_key[0]} × {cell_key[1]}"))
         seen_cells.add(cell_key)
-        check_text(cdoc, (*path, "goal"), cell.goal)
+        check_text(cdoc, (*path, "goal"), cell.goal, required=True)
     for pa in cf.goal_matrix.priority_areas:
         for sa in cf.goal_matrix.service_areas:
             if (pa.id, sa.id) not in seen_cells:

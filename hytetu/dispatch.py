@@ -105,7 +105,17 @@ class Recipient:
 
 
 def _recipients(view: CycleView, memo: db.Memo, settings: DispatchSettings) -> list[Recipient]:
+    """Who gets ``memo``: the registry of every municipality of its group (of the region,
+    for the summary) whose languages include the memo's, named in that language.
+
+    A bilingual municipality gets two letters, one per language, not one with both: each
+    language version is a document of its own (its own approval, versions and cover
+    letter, and a corrected version replaces only that language's letter), and a registry
+    records each incoming document with its own subject line in its own language. A
+    Swedish-speaking municipality gets only the Swedish one.
+    """
     s = view.session
+    language = memo_language(view, memo)
     if memo.group is not None:
         municipalities = [m for m in memo.group.municipalities if m.active]
     else:
@@ -116,20 +126,27 @@ def _recipients(view: CycleView, memo: db.Memo, settings: DispatchSettings) -> l
                 .order_by(db.Municipality.key)
             )
         )
+    municipalities = [m for m in municipalities if language in view.municipality_languages(m)]
     hyte: dict[str, list[tuple[str, str]]] = {}
     if settings.cc_contacts:
         for c in view.contacts():
-            if c.role == "hyte_coordinator":
+            # A coordinator is copied on the letter in their own language, or on every
+            # letter when their municipality gets none in it.
+            own = c.language or view.language
+            if c.role == "hyte_coordinator" and (
+                own == language or own not in _languages_of(view, c.org_key)
+            ):
                 hyte.setdefault(c.org_key, []).append((c.name, c.email))
     out = []
     for m in municipalities:
-        name = view.text(m.name)
+        name = view.text(m.name, language)
         cc = [p for p in hyte.get(m.key, []) if p[1].lower() != m.registry_email.lower()]
         out.append(Recipient(m.key, name, [(name, m.registry_email)], cc))
     if memo.group is None and settings.summary_to_stakeholders:
         contacts: dict[str, list[tuple[str, str]]] = {}
         for c in view.contacts():
-            contacts.setdefault(c.org_key, []).append((c.name, c.email))
+            if (c.language or view.language) == language:  # each in their own language
+                contacts.setdefault(c.org_key, []).append((c.name, c.email))
         for st in s.scalars(
             select(db.Stakeholder)
             .filter_by(region_id=view.region.id, active=True)
@@ -137,9 +154,18 @@ def _recipients(view: CycleView, memo: db.Memo, settings: DispatchSettings) -> l
         ):
             if contacts.get(st.key):
                 out.append(
-                    Recipient(f"stakeholder:{st.key}", view.text(st.name), contacts[st.key], [])
+                    Recipient(
+                        f"stakeholder:{st.key}", view.text(st.name, language), contacts[st.key], []
+                    )
                 )
     return out
+
+
+def _languages_of(view: CycleView, municipality_key: str) -> list[str]:
+    m = view.session.scalars(
+        select(db.Municipality).filter_by(region_id=view.region.id, key=municipality_key)
+    ).one_or_none()
+    return view.municipality_languages(m) if m is not None else list(view.region.languages)
 
 
 def queue_letters(
@@ -238,11 +264,12 @@ def _letter(
         "reference": view.cycle.reference,
         "replaces": replaces,
         "filename": version.filename,
-        "sender": view.region.sender_name,
+        "contact": view.contact(language),
+        "sender": view.sender_name(language),
         "sender_email": view.region.sender_email,
     }
     return build_message(
-        sender=(view.region.sender_name, view.region.sender_email),
+        sender=(view.sender_name(language), view.region.sender_email),
         to=r.to,
         cc=r.cc or None,
         subject=view.render("cover_letter_subject.txt.j2", language, context).strip(),

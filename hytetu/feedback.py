@@ -57,14 +57,16 @@ def _notify(view: CycleView, kind: str, as_of: datetime) -> int:
             "plan_period": view.cycle.plan_period or "",
             "deadline": view.cycle.feedback_deadline,
             "url": view.cycle.feedback_url,
-            "sender": view.region.sender_name,
+            "topic": view.texts(language)["topic"],
+            "contact": view.contact(language),
+            "sender": view.sender_name(language),
         }
 
         def build(
             message_id: str, c: db.Contact = c, language: str = language, context: dict = context
         ):
             return build_message(
-                sender=(view.region.sender_name, view.region.sender_email),
+                sender=(view.sender_name(language), view.region.sender_email),
                 to=[(c.name, c.email)],
                 subject=view.render("feedback_notice_subject.txt.j2", language, context).strip(),
                 text=view.render("feedback_notice.txt.j2", language, context),

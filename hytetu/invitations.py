@@ -47,7 +47,7 @@ def _event(view: CycleView, s: db.MeetingSession, language: str) -> CalendarEven
         end=s.end,
         summary=f"{view.session_title(s, language)}: {title}",
         description=view.render("invitation.txt.j2", language, _context(view, s, language, None)),
-        organizer_name=view.region.sender_name,
+        organizer_name=view.sender_name(language),
         organizer_email=view.region.sender_email,
         url=s.online_url,
         location=s.place,
@@ -59,9 +59,16 @@ def _event(view: CycleView, s: db.MeetingSession, language: str) -> CalendarEven
 def _context(
     view: CycleView, s: db.MeetingSession, language: str, contact: db.Contact | None
 ) -> dict:
+    """What every part of an invitation says (the plain text, the HTML and the calendar's
+    DESCRIPTION render from it, so all say the same)."""
     pas, sas, cells = view.matrix()
+    texts = view.texts(language)
     return {
         "region": view.text(view.region.name, language),
+        "topic": texts["topic"],
+        "law": texts["law"],
+        "agenda": texts["agenda"],
+        "contact": view.contact(language),
         "cycle_title": view.text(view.cycle.title, language),
         "plan_period": view.cycle.plan_period or "",
         "session_title": view.session_title(s, language),
@@ -89,7 +96,7 @@ def _context(
         "recipient": contact.name if contact else "",
         "method": "CANCEL" if s.status == "cancelled" else "REQUEST",
         "kind": "invite",
-        "sender": view.region.sender_name,
+        "sender": view.sender_name(language),
     }
 
 
@@ -215,7 +222,7 @@ def _send(
 
     def build(message_id: str):
         return build_message(
-            sender=(view.region.sender_name, view.region.sender_email),
+            sender=(view.sender_name(language), view.region.sender_email),
             to=[(c.name, c.email)],
             subject=subject,
             text=view.render("invitation.txt.j2", language, context),
@@ -264,7 +271,7 @@ def _remind(view: CycleView, s: db.MeetingSession, c: db.Contact, as_of: datetim
 
     def build(message_id: str):
         return build_message(
-            sender=(view.region.sender_name, view.region.sender_email),
+            sender=(view.sender_name(language), view.region.sender_email),
             to=[(c.name, c.email)],
             subject=view.render("invitation_subject.txt.j2", language, context).strip(),
             text=view.render("reminder.txt.j2", language, context),

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hytetu import db
-from hytetu.config import DEFAULT_LANGUAGE_KEY, Config, Municipality, Stakeholder
+from hytetu.config import DEFAULT_LANGUAGE_KEY, Config, Municipality, Stakeholder, localized
 
 
 @dataclass
@@ -79,7 +79,7 @@ def load_config_into_db(config: Config, session: Session, actor: str = "hytetu")
             "name": _norm(rf.region.name, lang),
             "timezone": rf.region.timezone,
             "languages": list(rf.region.languages),
-            "sender_name": rf.region.sender.name,
+            "sender_name": localized(rf.region.sender.name, lang, lang),
             "sender_email": str(rf.region.sender.email),
         },
     )
@@ -156,6 +156,28 @@ def load_config_into_db(config: Config, session: Session, actor: str = "hytetu")
                 "feedback_reminder_days": fb.reminder_days,
                 "mail": rf.mail.model_dump(),
                 "dispatch": cf.dispatch.model_dump(),
+                # What the region says and who it is, per language (state.CycleView reads
+                # them): kept with the cycle, as ``mail`` is, so the schema stays as it was.
+                "texts": {
+                    "topic": _norm(cf.texts.topic, lang),
+                    "law": _norm(cf.texts.law, lang),
+                    "agenda": [_norm(t, lang) for t in cf.texts.agenda],
+                    "background": [_norm(t, lang) for t in cf.texts.background],
+                },
+                "sender_name": _norm(rf.region.sender.name, lang),
+                "contact": (
+                    {
+                        "name": _norm(rf.region.contact.name, lang),
+                        "email": str(rf.region.contact.email),
+                        "phone": rf.region.contact.phone,
+                    }
+                    if rf.region.contact
+                    else None
+                ),
+                # Only those given: the others follow the region's languages.
+                "municipality_languages": {
+                    m.id: list(m.languages) for m in rf.municipalities if m.languages
+                },
             },
         },
     )

@@ -2,8 +2,9 @@
 
 Every render whose HTML differs from the newest version makes a new version with a content
 hash. A bilingual region gets one document per language: the first language's file name
-is plain (``2025-muistio-jamsa-keuruu.pdf``), the others carry the language as a suffix
-(``2025-muistio-jamsa-keuruu-sv.pdf``) and are separate memos with their own approval.
+is named in that language (``2025-muistio-jamsa-keuruu.pdf``,
+``2025-promemoria-jamsa-keuruu-sv.pdf``: see ``document_filename``), and each language is
+a separate memo with its own approval.
 A human approves or rejects a version; only an approved version can be dispatched, and an
 approved version never changes.
 """
@@ -47,6 +48,17 @@ _TITLES = {
 }
 
 
+def document_filename(year: int, kind: str, name: str, language: str) -> str:
+    """The file name of a memo (``kind`` "group") or summary, in its own language: the
+    kind's word in that language (muistio / promemoria, koonti / sammandrag) and, for
+    every language but Finnish, the language as a suffix, so a registry sees from the
+    name alone which is which: ``2026-muistio-kust.pdf``, ``2026-promemoria-kust-sv.pdf``.
+    Finnish names stay plain whatever the region's first language is."""
+    word = _TITLES.get(language, _TITLES["fi"])[kind].lower()
+    suffix = "" if language == "fi" else f"-{slug(language)}"
+    return f"{year}-{word}-{slug(name)}{suffix}.pdf"
+
+
 @dataclass
 class RenderResult:
     created: list[db.MemoVersion] = field(default_factory=list)
@@ -55,8 +67,13 @@ class RenderResult:
 
 def _base_context(view: CycleView, language: str) -> dict[str, Any]:
     pas, sas, cells = view.matrix()
+    texts = view.texts(language)
     return {
         "language": language,
+        "topic": texts["topic"],
+        "agenda": texts["agenda"],
+        "background": texts["background"],
+        "contact": view.contact(language),
         "region": view.text(view.region.name, language),
         "cycle_title": view.text(view.cycle.title, language),
         "year": view.cycle.year,
@@ -68,7 +85,7 @@ def _base_context(view: CycleView, language: str) -> dict[str, Any]:
         "backgrounds": {
             f"{k[0]}/{k[1]}": view.text(c.background, language) for k, c in cells.items()
         },
-        "sender": view.region.sender_name,
+        "sender": view.sender_name(language),
         "sender_email": view.region.sender_email,
         "feedback_deadline": view.cycle.feedback_deadline,
     }
@@ -240,7 +257,7 @@ def _documents(view: CycleView, result: dict[str, Any]) -> list[_Document]:
                 _Document(
                     _memo(view, f"memo-{g['key']}{suffix}", "group", s.group),
                     view.render("memo.html.j2", language, context),
-                    f"{view.cycle.year}-muistio-{slug(g['key'])}{suffix}.pdf",
+                    document_filename(view.cycle.year, "group", g["key"], language),
                     f"{titles['group']}: {context['group']}",
                     language,
                 )
@@ -250,7 +267,9 @@ def _documents(view: CycleView, result: dict[str, Any]) -> list[_Document]:
             _Document(
                 _memo(view, f"summary{suffix}", "summary", None),
                 view.render("summary.html.j2", language, context),
-                f"{view.cycle.year}-koonti-{slug(view.text(view.region.name))}{suffix}.pdf",
+                document_filename(
+                    view.cycle.year, "summary", view.text(view.region.name, language), language
+                ),
                 f"{titles['summary']}: {context['cycle_title']}",
                 language,
             )

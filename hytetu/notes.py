@@ -204,35 +204,95 @@ def notes_path(view: CycleView, session_key: str) -> Path:
 
 # --- the XLSX notes template ----------------------------------------------------------
 
-FINDINGS_SHEET = "Nostot"
-GENERAL_SHEET = "Yleiset"
-ATTENDEES_SHEET = "Osallistujat"
-REMARKS_SHEET = "Järjestöt ja seurakunnat"
+
+@dataclass(frozen=True)
+class WorkbookNames:
+    """The sheet and column names of the notes workbook in one language."""
+
+    findings: str
+    general: str
+    attendees: str
+    remarks: str
+    findings_header: tuple[str, ...]
+    general_header: str
+    attendees_header: tuple[str, str, str]
+    remarks_header: str
+
+    @property
+    def sheets(self) -> tuple[str, str, str, str]:
+        return (self.findings, self.general, self.attendees, self.remarks)
+
+
+#: The workbook in Finnish and in Swedish. ``write_template`` writes the region's first
+#: language; ``parse_workbook`` reads either (a secretary may have an older template).
+WORKBOOK_NAMES = {
+    "fi": WorkbookNames(
+        findings="Nostot",
+        general="Yleiset",
+        attendees="Osallistujat",
+        remarks="Järjestöt ja seurakunnat",
+        findings_header=(
+            "painopiste",
+            "palvelualue",
+            "Painopiste",
+            "Palvelualue",
+            "Tavoite",
+            "Tausta",
+            "Nostot (yksi per rivi)",
+        ),
+        general_header="Yleinen nosto",
+        attendees_header=("Organisaatio", "Tyyppi", "Määrä"),
+        remarks_header="Järjestöjen ja seurakuntien nosto",
+    ),
+    "sv": WorkbookNames(
+        findings="Lyft",
+        general="Allmänna",
+        attendees="Deltagare",
+        remarks="Organisationer och församlingar",
+        findings_header=(
+            "prioritering",
+            "serviceområde",
+            "Prioritering",
+            "Serviceområde",
+            "Mål",
+            "Bakgrund",
+            "Lyft (ett per rad)",
+        ),
+        general_header="Allmänt lyft",
+        attendees_header=("Organisation", "Typ", "Antal"),
+        remarks_header="Organisationernas och församlingarnas lyft",
+    ),
+}
+_FI = WORKBOOK_NAMES["fi"]
+FINDINGS_SHEET = _FI.findings
+GENERAL_SHEET = _FI.general
+ATTENDEES_SHEET = _FI.attendees
+REMARKS_SHEET = _FI.remarks
 MARKER_SHEET = "hytetu"
 FORMAT = "hytetu-notes-1"
-_FINDINGS_HEADER = (
-    "painopiste",
-    "palvelualue",
-    "Painopiste",
-    "Palvelualue",
-    "Tavoite",
-    "Tausta",
-    "Nostot (yksi per rivi)",
-)
+_FINDINGS_HEADER = _FI.findings_header
 _BULLET = re.compile(r"^\s*(?:[•\-\*–·]|\d+[.)])\s+")
 
 
-def goals_hash(view: CycleView) -> str:
-    """The goal matrix's texts as the template showed them."""
+def workbook_names(language: str) -> WorkbookNames:
+    return WORKBOOK_NAMES.get(language, _FI)
+
+
+def goals_hash(view: CycleView, language: str | None = None) -> str:
+    """The goal matrix's texts as the template showed them (in ``language``)."""
     _, _, cells = view.matrix()
     rows = sorted(
-        (k[0], k[1], view.text(c.goal), view.text(c.background)) for k, c in cells.items()
+        (k[0], k[1], view.text(c.goal, language), view.text(c.background, language))
+        for k, c in cells.items()
     )
     return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
 
 
-def write_template(view: CycleView, session_key: str, out: Path) -> Path:
-    """The notes workbook of one session, for the secretary to fill in during the meeting."""
+def write_template(
+    view: CycleView, session_key: str, out: Path, language: str | None = None
+) -> Path:
+    """The notes workbook of one session, for the secretary to fill in during the meeting:
+    sheets, columns and goal texts in ``language`` (default the region's first)."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, Protection
 
@@ -243,12 +303,26 @@ def write_template(view: CycleView, session_key: str, out: Path) -> Path:
             f"unknown session {session_key!r}",
             problems=[Problem(str(out), None, "session", f"sessions are: {keys}")],
         )
+    language = language or view.language
+    if language not in view.region.languages:
+        raise NotesError(
+            f"no language {language!r} in the region",
+            problems=[
+                Problem(
+                    str(out),
+                    None,
+                    "language",
+                    f"the region's languages are {', '.join(view.region.languages)}",
+                )
+            ],
+        )
+    names = workbook_names(language)
     pas, sas, cells = view.matrix()
     wb = Workbook()
     ws = wb.active
     assert ws is not None
-    ws.title = FINDINGS_SHEET
-    ws.append(list(_FINDINGS_HEADER))
+    ws.title = names.findings
+    ws.append(list(names.findings_header))
     wrap = Alignment(wrap_text=True, vertical="top")
     for pa in pas:
         for sa in sas:
@@ -259,10 +333,10 @@ def write_template(view: CycleView, session_key: str, out: Path) -> Path:
                 [
                     pa.key,
                     sa.key,
-                    view.text(pa.name),
-                    view.text(sa.name),
-                    view.text(cell.goal),
-                    view.text(cell.background),
+                    view.text(pa.name, language),
+                    view.text(sa.name, language),
+                    view.text(cell.goal, language),
+                    view.text(cell.background, language),
                     None,
                 ]
             )
@@ -279,9 +353,9 @@ def write_template(view: CycleView, session_key: str, out: Path) -> Path:
     ws.protection.sheet = True  # goal texts are for reading; the findings column is open
     ws.freeze_panes = "C2"
     for title, header in (
-        (GENERAL_SHEET, ["Yleinen nosto"]),
-        (ATTENDEES_SHEET, ["Organisaatio", "Tyyppi", "Määrä"]),
-        (REMARKS_SHEET, ["Järjestöjen ja seurakuntien nosto"]),
+        (names.general, [names.general_header]),
+        (names.attendees, list(names.attendees_header)),
+        (names.remarks, [names.remarks_header]),
     ):
         sheet = wb.create_sheet(title)
         sheet.append(header)
@@ -289,13 +363,14 @@ def write_template(view: CycleView, session_key: str, out: Path) -> Path:
             c.font = Font(bold=True)
         sheet.column_dimensions["A"].width = 80 if len(header) == 1 else 40
     if session.attendees:
-        attendees = wb[ATTENDEES_SHEET]
+        attendees = wb[names.attendees]
         for a in session.attendees:
             attendees.append([a.get("organisation"), a.get("type"), a.get("count")])
     marker = wb.create_sheet(MARKER_SHEET)
     marker.append(["format", FORMAT])
     marker.append(["session", session.key])
-    marker.append(["goals_sha256", goals_hash(view)])
+    marker.append(["goals_sha256", goals_hash(view, language)])
+    marker.append(["language", language])
     marker.sheet_state = "veryHidden"
     marker.protection.sheet = True
     protect_workbook(wb)  # names and texts starting with '=' etc. stay text, never formulas
@@ -360,11 +435,13 @@ def parse_workbook(path: Path, view: CycleView) -> tuple[SessionNotes, list[Prob
     session_key = marker.get("session", "")
     if session_key not in {s.key for s in view.sessions()}:
         err(None, f"{MARKER_SHEET}!B2", f"unknown session {session_key!r}")
-    missing = [
-        t
-        for t in (FINDINGS_SHEET, GENERAL_SHEET, ATTENDEES_SHEET, REMARKS_SHEET)
-        if t not in wb.sheetnames
-    ]
+    # The workbook's language: the marker's, else the one whose findings sheet it has.
+    language = marker.get("language") or next(
+        (lang for lang, n in WORKBOOK_NAMES.items() if n.findings in wb.sheetnames), "fi"
+    )
+    names = workbook_names(language)
+    FINDINGS_SHEET, GENERAL_SHEET, ATTENDEES_SHEET, REMARKS_SHEET = names.sheets  # noqa: N806
+    missing = [t for t in names.sheets if t not in wb.sheetnames]
     if missing:
         err(
             None,
@@ -373,7 +450,9 @@ def parse_workbook(path: Path, view: CycleView) -> tuple[SessionNotes, list[Prob
             f"the workbook has {', '.join(repr(n) for n in wb.sheetnames if n != MARKER_SHEET)}",
         )
         raise NotesError(f"{path}: the notes are invalid", problems=problems)
-    if marker.get("goals_sha256") and marker["goals_sha256"] != goals_hash(view):
+    if marker.get("goals_sha256") and marker["goals_sha256"] != goals_hash(
+        view, language if "language" in marker else None
+    ):
         warnings.append(
             Problem(
                 file,
@@ -388,11 +467,11 @@ def parse_workbook(path: Path, view: CycleView) -> tuple[SessionNotes, list[Prob
     findings: dict[tuple[str, str], list[str]] = {}
     ws = wb[FINDINGS_SHEET]
     header = tuple(_text(v) for v in next(ws.iter_rows(max_row=1, values_only=True), ()))
-    if header[:7] != _FINDINGS_HEADER:
+    if header[:7] != names.findings_header:
         err(
             1,
             f"{FINDINGS_SHEET}!1",
-            f"unexpected columns {list(header)}; expected {list(_FINDINGS_HEADER)}",
+            f"unexpected columns {list(header)}; expected {list(names.findings_header)}",
         )
     for r, row in enumerate(ws.iter_rows(min_row=2, values_only=True), start=2):
         row = tuple(row) + (None,) * (7 - len(row))
@@ -403,13 +482,14 @@ def parse_workbook(path: Path, view: CycleView) -> tuple[SessionNotes, list[Prob
         if cell is None:
             err(r, f"{FINDINGS_SHEET}!A{r}:B{r}", f"no goal-matrix cell {pa!r} × {sa!r}")
             continue
-        if goal and goal != view.text(cell.goal):
+        if goal and goal != view.text(cell.goal, language):
             warnings.append(
                 Problem(
                     file,
                     r,
                     f"{FINDINGS_SHEET}!E{r}",
-                    f"the goal text was edited; the template has {view.text(cell.goal)!r}",
+                    "the goal text was edited; the template has "
+                    f"{view.text(cell.goal, language)!r}",
                     "warning",
                 )
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -47,6 +48,44 @@ class CycleView:
 
     def text(self, value: dict[str, str] | None, language: str | None = None) -> str:
         return localized(value, language or self.language, self.language)
+
+    def sender_name(self, language: str | None = None) -> str:
+        """The sender's name in ``language`` (region.sender.name may be {fi:..., sv:...})."""
+        names = self.cycle.settings.get("sender_name")
+        return self.text(names, language) if names else self.region.sender_name
+
+    def contact(self, language: str | None = None) -> dict[str, str]:
+        """The person a reader can ask (region.contact), else the sender: name, email and
+        phone ("" when not given)."""
+        person = self.cycle.settings.get("contact")
+        if not person:
+            return {
+                "name": self.sender_name(language),
+                "email": self.region.sender_email,
+                "phone": "",
+            }
+        return {
+            "name": self.text(person["name"], language),
+            "email": person["email"],
+            "phone": person.get("phone") or "",
+        }
+
+    def texts(self, language: str | None = None) -> dict[str, Any]:
+        """cycle.yaml's ``texts:`` in ``language``: topic, law, agenda and background."""
+        stored = self.cycle.settings.get("texts") or _default_texts()
+        return {
+            "topic": self.text(stored["topic"], language),
+            "law": self.text(stored["law"], language),
+            "agenda": [self.text(t, language) for t in stored["agenda"]],
+            "background": [self.text(t, language) for t in stored["background"]],
+        }
+
+    def municipality_languages(self, municipality: db.Municipality) -> list[str]:
+        """The languages its registry gets letters in (region.yaml's municipality
+        ``languages``), in the region's order; default every language of the region."""
+        given = (self.cycle.settings.get("municipality_languages") or {}).get(municipality.key)
+        wanted = set(given or self.region.languages)
+        return [lang for lang in self.region.languages if lang in wanted]
 
     def local(self, moment: datetime) -> datetime:
         return moment.astimezone(self.tz)
@@ -126,6 +165,13 @@ class CycleView:
             for c in self.session.scalars(select(db.GoalCell).filter_by(cycle_id=cid))
         }
         return pas, sas, cells
+
+
+def _default_texts() -> dict[str, Any]:
+    """The texts of a cycle loaded before cycle.yaml had ``texts:`` (the schema's defaults)."""
+    from hytetu.config import Texts
+
+    return Texts().model_dump()
 
 
 def region_keys(session: Session) -> list[str]:

@@ -6,6 +6,7 @@ text, so line numbers can be computed from the text that was changed.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -380,18 +381,49 @@ def test_goal_matrix_cell_with_an_unknown_area(example: Path) -> None:
     find(problems, CYCLE, line_of(example, CYCLE, "  cells:"), "goal_matrix.cells", "missing")
 
 
-def test_naive_datetime_in_a_session_start(example: Path) -> None:
-    line = edit(
-        example, CYCLE, "    start: 2025-10-30T09:00:00+02:00", "    start: 2025-10-30T09:00:00"
+def test_session_time_without_offset_is_local_time_in_the_regions_zone(example: Path) -> None:
+    edit(example, CYCLE, "    start: 2025-10-23T09:00:00+03:00", "    start: 2025-10-23T09:00:00")
+    edit(example, CYCLE, "    start: 2025-10-30T09:00:00+02:00", "    start: 2025-10-30T09:00")
+    config = load_config(example)
+    first, second = config.cycle_file.sessions[:2]
+    # Summer time on 23 October, winter time a week later: the offsets differ.
+    assert first.start == datetime(2025, 10, 23, 6, 0, tzinfo=UTC)
+    assert second.start == datetime(2025, 10, 30, 7, 0, tzinfo=UTC)
+    assert first.end.utcoffset() == timedelta(hours=3)  # an explicit offset still counts
+
+
+def test_session_time_that_does_not_exist_or_happens_twice(example: Path) -> None:
+    # Helsinki: the clocks go forward 30.3.2025 03:00 -> 04:00, back 26.10.2025 04:00 -> 03:00.
+    gap = edit(
+        example, CYCLE, "    start: 2025-10-23T09:00:00+03:00", "    start: 2025-03-30T03:30:00"
     )
-    only(
-        problems_of(example),
+    edit(example, CYCLE, "    end: 2025-10-23T11:30:00+03:00", "    end: 2025-03-30T05:00:00")
+    twice = edit(
+        example, CYCLE, "    end: 2025-10-30T11:30:00+02:00", "    end: 2025-10-26T03:15:00"
+    )
+    edit(example, CYCLE, "    start: 2025-10-30T09:00:00+02:00", "    start: 2025-10-26T01:00:00")
+    problems = problems_of(example)
+    assert len(problems) == 2, "\n".join(map(str, problems))
+    find(
+        problems,
         CYCLE,
-        line,
-        "sessions[1].start",
-        "a date and time needs its UTC offset, e.g. 2025-10-23T09:00:00+03:00 "
-        "(got 2025-10-30T09:00:00)",
+        gap,
+        "sessions[0].start",
+        "2025-03-30T03:30 does not exist in Europe/Helsinki",
     )
+    find(
+        problems,
+        CYCLE,
+        twice,
+        "sessions[1].end",
+        "2025-10-26T03:15 happens twice in Europe/Helsinki: the clocks go back that night; "
+        "give the UTC offset, 2025-10-26T03:15+03:00 for the first or "
+        "2025-10-26T03:15+02:00 for the second",
+    )
+    # With the offset given, the same moment is accepted.
+    edit(example, CYCLE, "    end: 2025-10-26T03:15:00", "    end: 2025-10-26T03:15:00+02:00")
+    edit(example, CYCLE, "    start: 2025-03-30T03:30:00", "    start: 2025-03-30T04:30:00")
+    load_config(example)
 
 
 def test_unknown_field_typo(example: Path) -> None:
@@ -516,16 +548,14 @@ def test_several_schema_problems_in_both_files_are_all_listed(example: Path) -> 
         "    registry: kirjaamo@multia.example\n",
         "    regsitry: kirjaamo@multia.example\n",
     )
-    naive = edit(
-        example, CYCLE, "    start: 2025-10-30T09:00:00+02:00", "    start: 2025-10-30T09:00:00"
-    )
+    naive = edit(example, CYCLE, "    start: 2025-10-30T09:00:00+02:00", "    start: next thursday")
     kind = edit(example, CYCLE, "    kind: provider_forum\n", "    kind: forum\n")
     problems = problems_of(example)
     assert len(problems) == 5, "\n".join(map(str, problems))
     find(problems, REGION, registry, "municipalities[1].registry", "not a valid email address")
     find(problems, REGION, typo, "municipalities[2].regsitry", "unknown field")
     find(problems, REGION, typo - 2, "municipalities[2].registry", "required field is missing")
-    find(problems, CYCLE, naive, "sessions[1].start", "needs its UTC offset")
+    find(problems, CYCLE, naive, "sessions[1].start", "valid datetime")
     find(problems, CYCLE, kind, "sessions[6].kind", "'group_session' or 'provider_forum'")
 
 

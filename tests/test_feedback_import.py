@@ -188,7 +188,11 @@ BAD = [
     ),
     pytest.param(
         lambda r: [[c for i, c in enumerate(row) if i != 7] for row in r],
-        (1, "Näkemys / Your view", "missing column for text: none of 'Näkemys', 'Your view'"),
+        (
+            1,
+            "Näkemys / Din synpunkt / Your view",
+            "missing column for text: none of 'Näkemys', 'Din synpunkt', 'Your view'",
+        ),
         id="missing-column",
     ),
 ]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import email
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from email import policy
 from email.message import EmailMessage
+from html import unescape
 from pathlib import Path
 
 import icalendar
@@ -327,3 +329,32 @@ def test_the_cycles_alarm_setting_reaches_the_invitations(
     phases.run_invitations(FIRST_INVITES, tmp_path / "b", sqlite_url)
     for f in sorted((tmp_path / "b" / "calendars").glob("*.ics")):
         assert not icalendar.Calendar.from_ical(f.read_bytes()).walk("VALARM")
+
+
+def test_plain_html_and_description_say_the_same(loaded: str, tmp_path: Path) -> None:
+    """The default texts (no ``texts:`` in cycle.yaml) in all three parts: Outlook shows
+    the HTML, other clients the plain text, calendars the DESCRIPTION."""
+    out = tmp_path / "out"
+    phases.run_invitations(FIRST_INVITES, out, loaded)
+    msg = email.message_from_bytes(
+        sorted((out / "outbox").glob("*.eml"))[0].read_bytes(), policy=policy.strict
+    )
+    assert isinstance(msg, email.message.EmailMessage)
+    html = msg.get_body(("html",)).get_content()
+    parts = {
+        "plain": msg.get_body(("plain",)).get_content(),
+        "html": unescape(re.sub(r"<[^>]+>", " ", html)),
+        "DESCRIPTION": str(_calendar_part(msg).walk("VEVENT")[0]["DESCRIPTION"]),
+    }
+    for name, text in parts.items():
+        text = " ".join(text.split())
+        for needle in (
+            "kutsuu sinut hyvinvoinnin, terveyden ja turvallisuuden edistämisen neuvotteluun "
+            "(laki sosiaali- ja terveydenhuollon järjestämisestä 612/2021, 6 § ja 7 §)",
+            "Ohjelma",
+            "HYTE-kerroin hyvinvointialueen ja kunnan yhdyspinnalla",
+            "Keskustelun yhteenveto ja alueellisen hyvinvointisuunnitelman jatkovalmistelu",
+            "Iäkkäiden toimintakyky vahvistuu, kaatumistapaturmat ja lonkkamurtumat vähenevät.",
+            "Lisätietoja: Hyte-koordinaattori Sanna Lahtinen, puh. +358 40 000 1234",
+        ):
+            assert needle in text, f"{name}: {needle!r}"

@@ -191,6 +191,28 @@ def test_subject_and_display_names_with_finnish_letters_survive() -> None:
 
 
 @pytest.mark.parametrize(
+    "subject",
+    [
+        "Synpunkter på målen till och med 30.11.2026 – Förhandlingar om främjande av "
+        "välfärd, hälsa och säkerhet 2026",
+        "Påminnelse: Jakobstadsregionen 17.11.2026 – Förhandlingar om främjande av välfärd "
+        "och hälsa 2026 (ÖVPH/812/00.01.00/2026)",
+        "Muistutus: palautetta voi antaa 19.12.2025 saakka – Hyvinvoinnin, terveyden ja "
+        "turvallisuuden edistämisen neuvottelut 2025",
+    ],
+)
+def test_long_subject_keeps_every_space_through_folding(subject: str) -> None:
+    """The email package's folding drops the space after an encoded word ("30.11.2026–
+    Förhandlingar"); read back strictly, the subject is exactly as written."""
+    raw = message(subject=subject).as_bytes()
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))
+    assert b"?q??=" not in head and b"?b??=" not in head  # no empty encoded word
+    strict = email.message_from_bytes(raw, policy=policy.strict)
+    assert str(strict["Subject"]) == subject
+
+
+@pytest.mark.parametrize(
     "evil",
     [
         "Kutsu\r\nBcc: victim@example.org",

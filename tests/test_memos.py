@@ -25,6 +25,8 @@ from hytetu.state import cycle_view
 
 JAMSA = "2025-muistio-jamsa-keuruu-multia-petajavesi.pdf"
 SUMMARY = "2025-koonti-keski-suomen-hyvinvointialue.pdf"
+JAMSA_SV = "2025-promemoria-jamsa-keuruu-multia-petajavesi-sv.pdf"  # named in Swedish
+SUMMARY_SV = "2025-sammandrag-keski-suomen-hyvinvointialue-sv.pdf"
 
 
 def _normal(text: str) -> str:
@@ -92,7 +94,10 @@ def test_memo_has_the_sections_of_a_memo(year) -> None:
         "Arjen turvallisuuden edistäminen",
         "Jatkotoimenpiteet",
         "Lisätietoja",
-        "hyte@hyvaks.example",
+        # The contact person a reader can ask (region.contact), not the sending mailbox.
+        "Hyte-koordinaattori Sanna Lahtinen",
+        "+358 40 000 1234",
+        "sanna.lahtinen@hyvaks.example",
     ):
         assert heading in text, heading
     # Participants grouped by type: the employment area is listed under its type.
@@ -171,13 +176,13 @@ def test_bilingual_region_gets_swedish_documents_too(own_year) -> None:
     with db.session_scope(url) as s:
         view = cycle_view(s)
         names = {v.filename for v in memos.latest_versions(view)}
-        assert JAMSA.replace(".pdf", "-sv.pdf") in names
-        assert SUMMARY.replace(".pdf", "-sv.pdf") in names
+        assert JAMSA_SV in names
+        assert SUMMARY_SV in names
         languages = {m.key: memos.memo_language(view, m) for m in s.scalars(select(db.Memo))}
         assert languages["summary-sv"] == "sv" and languages["summary"] == "fi"
         assert languages["memo-jamsa-keuruu-multia-petajavesi-sv"] == "sv"
         findings = _group_findings(s, "2025-10-23-jamsa")["cell"]
-    _, pdf, _ = _version(url, JAMSA.replace(".pdf", "-sv.pdf"))
+    _, pdf, _ = _version(url, JAMSA_SV)
     reader = PdfReader(io.BytesIO(pdf))
     assert reader.trailer["/Root"]["/Lang"] == "sv"
     assert reader.metadata.title == "Promemoria: Jämsä, Keuruu, Multia ja Petäjävesi"
@@ -186,15 +191,15 @@ def test_bilingual_region_gets_swedish_documents_too(own_year) -> None:
         assert word in text
     for finding in findings:
         assert _normal(finding) in text
-    _, summary, _ = _version(url, SUMMARY.replace(".pdf", "-sv.pdf"))
+    _, summary, _ = _version(url, SUMMARY_SV)
     assert "Sammandrag" in _text(summary)
-    assert (base / "out" / "memos" / JAMSA.replace(".pdf", "-sv.pdf")).exists()
+    assert (base / "out" / "memos" / JAMSA_SV).exists()
 
     # Dispatched, the Swedish memo carries a Swedish cover letter; the Finnish one a Finnish.
     with db.session_scope(url) as s:
         view = cycle_view(s)
         for v in memos.latest_versions(view):
-            if v.filename in (JAMSA, JAMSA.replace(".pdf", "-sv.pdf")):
+            if v.filename in (JAMSA, JAMSA_SV):
                 memos.decide(view, v.id, approve=True, actor="test")
     phases.run_dispatch(helsinki("2025-12-22 07:00"), base / "out", url)
     letters = {}
@@ -203,7 +208,7 @@ def test_bilingual_region_gets_swedish_documents_too(own_year) -> None:
         if msg["To"].addresses[0].addr_spec == "kirjaamo@jamsa.example":
             pdf_name = next(p.get_filename() for p in msg.walk() if p.get_filename())
             letters[pdf_name] = msg.get_body(("plain",)).get_content()
-    assert "Registratorskontoret" in letters[JAMSA.replace(".pdf", "-sv.pdf")]
+    assert "Registratorskontoret" in letters[JAMSA_SV]
     assert "kirjaamo" in letters[JAMSA]
 
 
