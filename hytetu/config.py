@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,7 +27,8 @@ from pydantic import (
     field_validator,
 )
 
-from hytetu.errors import ConfigError, Problem
+from hytetu.errors import ConfigError, Problem, StateError
+from hytetu.localtime import local_datetime
 from hytetu.mail import MailSettings
 from hytetu.yamlsource import YamlDoc, YamlSyntaxError, control_problems, load_yaml
 
@@ -564,27 +565,6 @@ def load_config(folder: Path | str) -> Config:
     return Config(config.folder, config.region_file, config.cycle_file, found)
 
 
-def local_time(value: datetime, tz: ZoneInfo) -> datetime | str:
-    """A time without a UTC offset as the time it is in ``tz``, or why it cannot be: it
-    does not exist (the clocks go forward over it) or happens twice (they go back)."""
-    first, second = value.replace(tzinfo=tz, fold=0), value.replace(tzinfo=tz, fold=1)
-    shown = value.isoformat(timespec="minutes")
-    back = first.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
-    if back != value:
-        return (
-            f"{shown} does not exist in {tz.key}: the clocks go forward over it that night "
-            f"({_fmt_offset(first.utcoffset())} to {_fmt_offset(second.utcoffset())}); "
-            "give a time that exists"
-        )
-    if first.utcoffset() != second.utcoffset():
-        return (
-            f"{shown} happens twice in {tz.key}: the clocks go back that night; give the "
-            f"UTC offset, {shown}{_fmt_offset(first.utcoffset())} for the first or "
-            f"{shown}{_fmt_offset(second.utcoffset())} for the second"
-        )
-    return first
-
-
 def _sessions_in_zone(
     cycle: CycleFile, zone: str, doc: YamlDoc, problems: list[Problem]
 ) -> CycleFile:
@@ -596,11 +576,10 @@ def _sessions_in_zone(
         for name in ("start", "end"):
             value: datetime = getattr(s, name)
             if value.tzinfo is None:
-                local = local_time(value, tz)
-                if isinstance(local, str):
-                    problems.append(doc.problem(("sessions", si, name), local))
-                    continue
-                times[name] = local
+                try:
+                    times[name] = local_datetime(value, tz)
+                except StateError as e:
+                    problems.append(doc.problem(("sessions", si, name), str(e)))
         sessions.append(s.model_copy(update=times))
     return cycle.model_copy(update={"sessions": sessions})
 

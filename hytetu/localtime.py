@@ -45,17 +45,19 @@ def local_datetime(naive: datetime, tz: ZoneInfo) -> datetime:
     """``naive`` as a wall-clock time in ``tz``; refuses a time that does not exist (the
     hour skipped in spring) or that exists twice (the hour repeated in autumn)."""
     first, second = naive.replace(tzinfo=tz, fold=0), naive.replace(tzinfo=tz, fold=1)
+    shown = naive.isoformat(timespec="minutes")
+    offsets = first.isoformat()[-6:], second.isoformat()[-6:]
     back = first.astimezone(ZoneInfo("UTC")).astimezone(tz).replace(tzinfo=None)
     if back != naive:
         raise StateError(
-            f"{naive:%Y-%m-%d %H:%M} does not exist in {tz.key} (the clocks go forward "
-            "that night): choose another time"
+            f"{shown} does not exist in {tz.key}: the clocks go forward over it that night "
+            f"({offsets[0]} to {offsets[1]}); give a time that exists"
         )
     if first.utcoffset() != second.utcoffset():
         raise StateError(
-            f"{naive:%Y-%m-%d %H:%M} happens twice in {tz.key} (the clocks go back that "
-            "night): write the offset too, e.g. "
-            f"{first.isoformat(timespec='minutes')} or {second.isoformat(timespec='minutes')}"
+            f"{shown} happens twice in {tz.key}: the clocks go back that night; give the "
+            f"UTC offset, {shown}{offsets[0]} for the first or {shown}{offsets[1]} for the "
+            "second"
         )
     return first
 
