@@ -446,3 +446,25 @@ def test_review_flow_with_nothing_to_review_does_not_pause(
         "approved": [],
         "rejected": [],
     }
+
+
+@pytest.mark.prefect
+def test_a_review_nobody_answers_fails_with_a_note_in_finnish_and_swedish(
+    prefect_api: None, own_year, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.approval import review_memos
+
+    url, base = own_year
+    monkeypatch.setenv("HYTETU_DATABASE_URL", url)
+    state = review_memos(
+        out_dir=str(base / "out"), timeout_days=2 / 86400, poll_seconds=1, return_state=True
+    )
+    assert state.is_failed()
+    note = next(
+        a
+        for a in prefect_artifacts([state.state_details.flow_run_id])
+        if a.key == "hytetu-review-failure"
+    )
+    assert "kukaan ei vastannut" in note.data and "ingen svarade" in note.data
+    with db.session_scope(url) as s:
+        assert len(memos.drafts(cycle_view(s))) == 7  # nothing decided
