@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from hytetu.errors import ConfigError, Problem, StateError
+from hytetu.inputs import MB, Limits
 from hytetu.localtime import local_datetime
 from hytetu.mail import MailSettings
 from hytetu.yamlsource import YamlDoc, YamlSyntaxError, control_problems, load_yaml
@@ -221,6 +222,25 @@ class FeedbackImport(_Model):
     text: ColumnNames = ["Näkemys", "Din synpunkt", "Your view"]
     email: ColumnNames = ["Sähköposti", "E-post", "Email"]
     max_text: int = Field(5000, ge=100, le=100_000, description="Longest text accepted")
+    max_file_mb: float = Field(
+        20, gt=0, le=1000, description="Largest export file (CSV, or XLSX as stored), in MB"
+    )
+    max_unpacked_mb: float = Field(
+        50, gt=0, le=2000, description="Largest total an XLSX may unpack to, in MB"
+    )
+    max_rows: int = Field(50_000, ge=1, description="Most rows an export may have")
+    max_cells: int = Field(
+        1_000_000, ge=1, description="Most cells (or shared strings) an export may have"
+    )
+
+    def limits(self) -> Limits:
+        return Limits(
+            file_bytes=int(self.max_file_mb * MB),
+            unpacked_bytes=int(self.max_unpacked_mb * MB),
+            rows=self.max_rows,
+            cells=self.max_cells,
+            setting="feedback.import of cycle.yaml",
+        )
 
 
 class FeedbackWindow(_Model):

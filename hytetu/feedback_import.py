@@ -25,7 +25,14 @@ from sqlalchemy import select
 from hytetu import db, feedback
 from hytetu.config import FeedbackImport
 from hytetu.errors import FeedbackImportError, Problem
-from hytetu.inputs import UnreadableFile, open_input, read_input, wrong_type
+from hytetu.inputs import (
+    Limits,
+    UnreadableFile,
+    check_workbook,
+    open_input,
+    read_input,
+    wrong_type,
+)
 from hytetu.safe import FORMULA_START
 from hytetu.state import CycleView
 
@@ -183,7 +190,7 @@ def _line_of(data: bytes, offset: int) -> int:
     return data.count(b"\n", 0, offset) + 1
 
 
-def _read_csv(data: bytes, display: str) -> list[tuple[int, list[Any]]]:
+def _read_csv(data: bytes, display: str, limits: Limits) -> list[tuple[int, list[Any]]]:
     text = _decode(data, display)
     first = text.split("\n", 1)[0]
     delimiter = max(";,\t", key=first.count)
@@ -191,8 +198,10 @@ def _read_csv(data: bytes, display: str) -> list[tuple[int, list[Any]]]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     rows: list[tuple[int, list[Any]]] = []
     starts: list[int] = []  # the line of the file each row starts on
+    counter = _Counter(display, limits)
     try:
         for number, row in enumerate(reader, start=1):
+            counter.add(number, len(row))
             rows.append((number, row))
             starts.append(reader.line_num - sum(c.count("\n") for c in row))
     except csv.Error as e:
@@ -246,7 +255,34 @@ def _merged_line(row: list[str], delimiter: str, fields: int) -> int | None:
     return None
 
 
-def _read_xlsx(path: Path, display: str) -> list[tuple[int, list[Any]]]:
+class _Counter:
+    """Refuses a file once it passes the row or cell limit, before more is read."""
+
+    def __init__(self, display: str, limits: Limits) -> None:
+        self.display, self.limits, self.cells = display, limits, 0
+
+    def add(self, row: int, cells: int) -> None:
+        self.cells += cells
+        limits = self.limits
+        if row > limits.rows:
+            raise _fail(
+                self.display,
+                row,
+                "",
+                f"more than {limits.rows} rows, the limit{limits.hint('max_rows')}; "
+                "split the export or raise the limit",
+            )
+        if self.cells > limits.cells:
+            raise _fail(
+                self.display,
+                row,
+                "",
+                f"more than {limits.cells} cells by this row, the limit"
+                f"{limits.hint('max_cells')}; split the export or raise the limit",
+            )
+
+
+def _read_xlsx(path: Path, display: str, limits: Limits) -> list[tuple[int, list[Any]]]:
     from openpyxl import load_workbook
 
     try:
@@ -255,6 +291,10 @@ def _read_xlsx(path: Path, display: str) -> list[tuple[int, list[Any]]]:
         raise _refused(display, e.problem) from None
     with handle:
         try:
+            check_workbook(handle, display, limits)
+        except UnreadableFile as e:
+            raise _refused(display, e.problem) from None
+        try:
             book = load_workbook(handle, read_only=True, data_only=False)
         except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
             raise _fail(display, None, "", f"not an XLSX workbook ({type(e).__name__})") from None
@@ -262,28 +302,35 @@ def _read_xlsx(path: Path, display: str) -> list[tuple[int, list[Any]]]:
             raise _fail(display, None, "", f"not an XLSX workbook ({type(e).__name__})") from None
         try:
             sheet = book.worksheets[0]
-            return [(i, list(row)) for i, row in enumerate(sheet.iter_rows(values_only=True), 1)]
+            sheet.reset_dimensions()  # the rows as they are, not as the file's header claims
+            counter = _Counter(display, limits)
+            rows: list[tuple[int, list[Any]]] = []
+            for i, row in enumerate(sheet.iter_rows(values_only=True), 1):
+                counter.add(i, len(row))
+                rows.append((i, list(row)))
+            return rows
         finally:
             book.close()
 
 
-def read_rows(path: Path, display: str | None = None) -> list[tuple[int, list[Any]]]:
+def read_rows(
+    path: Path, display: str | None = None, limits: Limits | None = None
+) -> list[tuple[int, list[Any]]]:
     """(row number, cells) of the first sheet or the CSV; row 1 is normally the header
-    (in a CSV the number is the line the record starts on)."""
+    (in a CSV the number is the line the record starts on). A file over ``limits`` is
+    refused before it is parsed, or as soon as it passes the row or cell limit."""
     display = display or str(path)
+    limits = limits or FeedbackImport().limits()
     wrong = wrong_type(path, display, (*SUFFIXES, ".txt"))
     if wrong is not None:
         raise _refused(display, wrong)
     if path.suffix.lower() == ".xlsx":
-        return _read_xlsx(path, display)
-    return _read_csv(_read(path, display), display)
-
-
-def _read(path: Path, display: str) -> bytes:
+        return _read_xlsx(path, display, limits)
     try:
-        return read_input(path, display)
+        data = read_input(path, display, limits, "max_file_mb")
     except UnreadableFile as e:
         raise _refused(display, e.problem) from None
+    return _read_csv(data, display, limits)
 
 
 # --- checking rows ------------------------------------------------------------------
@@ -373,7 +420,7 @@ def parse_export(
     """Check every row of an export; return the responses and the number of empty rows.
     Raises ``FeedbackImportError`` listing every problem (row, column) found."""
     display = display or str(path)
-    rows = read_rows(path, display)
+    rows = read_rows(path, display, mapping.limits())
     nonempty = [(n, cells) for n, cells in rows if any(_cell_text(c).strip() for c in cells)]
     if not nonempty:
         raise _fail(display, None, "", "the file has no header row and no responses")
@@ -502,7 +549,16 @@ def parse_export(
 
 
 def file_digest(path: Path) -> str:
-    return hashlib.sha256(_read(path, str(path))).hexdigest()
+    """The SHA-256 of the file's bytes, read in pieces (an oversized export is refused by
+    the import, not here)."""
+    try:
+        with open_input(path) as f:
+            digest = hashlib.sha256()
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+            return digest.hexdigest()
+    except UnreadableFile as e:
+        raise _refused(str(path), e.problem) from None
 
 
 def import_file(

@@ -14,6 +14,8 @@ import hashlib
 import json
 import re
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,10 +26,16 @@ from sqlalchemy import delete, select
 from hytetu import db
 from hytetu.config import _pydantic_problems
 from hytetu.errors import NotesError, Problem
-from hytetu.inputs import UnreadableFile, open_input, read_input, wrong_type
+from hytetu.inputs import Limits, UnreadableFile, check_workbook, open_input, read_input, wrong_type
 from hytetu.safe import protect_workbook
 from hytetu.state import CycleView
-from hytetu.yamlsource import YamlSyntaxError, control_problems, load_yaml
+from hytetu.yamlsource import (
+    MAX_YAML_MB_VAR,
+    YamlSyntaxError,
+    control_problems,
+    load_yaml,
+    yaml_limits,
+)
 
 Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
@@ -115,8 +123,8 @@ def notes_digest(path: Path) -> str:
     if path.suffix.lower() == ".xlsx":
         return workbook_digest(path)
     try:
-        return hashlib.sha256(read_input(path)).hexdigest()
-    except UnreadableFile as e:  # the import itself reports why
+        return hashlib.sha256(read_input(path, None, yaml_limits(), MAX_YAML_MB_VAR)).hexdigest()
+    except (UnreadableFile, YamlSyntaxError) as e:  # the import itself reports why
         return hashlib.sha256(str(e).encode()).hexdigest()
 
 
@@ -379,21 +387,52 @@ def write_template(
     return out
 
 
-def _open_workbook(path: Path) -> Any:
+#: A notes workbook is the template's few sheets; these bound a hostile or mistaken one.
+LIMITS = Limits()
+
+
+@contextmanager
+def _workbook(path: Path) -> Iterator[Any]:
+    """The workbook, read-only (streamed); its size and its zip's checked first."""
     from openpyxl import load_workbook
 
+    def refused(problem: Problem) -> NotesError:
+        return NotesError(f"{path}: cannot read the workbook", problems=[problem])
+
     try:
-        with open_input(path) as handle:
-            return load_workbook(handle, data_only=True)
+        handle = open_input(path)
     except UnreadableFile as e:
-        raise NotesError(f"{path}: cannot read the workbook", problems=[e.problem]) from None
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
-        raise NotesError(
-            f"{path}: cannot read the workbook",
-            problems=[
+        raise refused(e.problem) from None
+    with handle:
+        try:
+            check_workbook(handle, str(path), LIMITS)
+            wb = load_workbook(handle, read_only=True, data_only=True)
+        except UnreadableFile as e:
+            raise refused(e.problem) from None
+        except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
+            raise refused(
                 Problem(str(path), None, "", f"not an XLSX workbook ({e.__class__.__name__})")
-            ],
-        ) from None
+            ) from None
+        try:
+            for ws in wb.worksheets:
+                ws.reset_dimensions()  # the rows as they are, not as the file claims
+            yield wb
+        finally:
+            wb.close()
+
+
+def _sheet_rows(path: Path, ws: Any, min_row: int = 1) -> Iterator[tuple[Any, ...]]:
+    """The values of ``ws``'s rows from ``min_row``, refusing a sheet past the limits."""
+    cells = 0
+    for r, row in enumerate(ws.iter_rows(min_row=min_row, values_only=True), start=min_row):
+        cells += len(row)
+        if r > LIMITS.rows or cells > LIMITS.cells:
+            what = f"{LIMITS.rows} rows" if r > LIMITS.rows else f"{LIMITS.cells} cells"
+            raise NotesError(
+                f"{path}: cannot read the workbook",
+                problems=[Problem(str(path), r, ws.title, f"more than {what}: not notes")],
+            )
+        yield row
 
 
 def _text(value: object) -> str:
@@ -402,20 +441,24 @@ def _text(value: object) -> str:
 
 def workbook_digest(path: Path) -> str:
     try:
-        wb = _open_workbook(path)
+        with _workbook(path) as wb:
+            values = {
+                ws.title: [[_text(v) for v in row] for row in _sheet_rows(path, ws)]
+                for ws in wb.worksheets
+            }
     except NotesError as e:  # unreadable: the import itself reports why
         return hashlib.sha256(str(e).encode()).hexdigest()
-    values = {
-        ws.title: [[_text(v) for v in row] for row in ws.iter_rows(values_only=True)]
-        for ws in wb.worksheets
-    }
     return hashlib.sha256(json.dumps(values, ensure_ascii=False).encode()).hexdigest()
 
 
 def parse_workbook(path: Path, view: CycleView) -> tuple[SessionNotes, list[Problem]]:
     """Read and check a notes workbook. Returns the notes and warnings; raises
     ``NotesError`` with a problem per bad row (file, row, sheet and column)."""
-    wb = _open_workbook(path)
+    with _workbook(path) as wb:
+        return _parse_workbook(path, wb, view)
+
+
+def _parse_workbook(path: Path, wb: Any, view: CycleView) -> tuple[SessionNotes, list[Problem]]:
     file = str(path)
     problems: list[Problem] = []
     warnings: list[Problem] = []
@@ -431,7 +474,11 @@ def parse_workbook(path: Path, view: CycleView) -> tuple[SessionNotes, list[Prob
             "make one with: hytetu notes template SESSION --out FILE",
         )
         raise NotesError(f"{path}: the notes are invalid", problems=problems)
-    marker = {_text(r[0]): _text(r[1]) for r in wb[MARKER_SHEET].iter_rows(values_only=True) if r}
+    marker = {
+        _text(r[0]): _text(r[1] if len(r) > 1 else None)
+        for r in _sheet_rows(path, wb[MARKER_SHEET])
+        if r
+    }
     session_key = marker.get("session", "")
     if session_key not in {s.key for s in view.sessions()}:
         err(None, f"{MARKER_SHEET}!B2", f"unknown session {session_key!r}")
@@ -473,7 +520,7 @@ def parse_workbook(path: Path, view: CycleView) -> tuple[SessionNotes, list[Prob
             f"{FINDINGS_SHEET}!1",
             f"unexpected columns {list(header)}; expected {list(names.findings_header)}",
         )
-    for r, row in enumerate(ws.iter_rows(min_row=2, values_only=True), start=2):
+    for r, row in enumerate(_sheet_rows(path, ws, 2), start=2):
         row = tuple(row) + (None,) * (7 - len(row))
         pa, sa, goal, items = _text(row[0]), _text(row[1]), _text(row[4]), _text(row[6])
         if not (pa or sa or items):
@@ -502,7 +549,7 @@ def parse_workbook(path: Path, view: CycleView) -> tuple[SessionNotes, list[Prob
 
     def column(title: str) -> list[str]:
         out = []
-        for r, row in enumerate(wb[title].iter_rows(min_row=2, values_only=True), start=2):
+        for r, row in enumerate(_sheet_rows(path, wb[title], 2), start=2):
             text = _text(row[0] if row else None)
             if len(text) > 2000:
                 err(r, f"{title}!A{r}", "longer than 2000 characters")
@@ -512,7 +559,7 @@ def parse_workbook(path: Path, view: CycleView) -> tuple[SessionNotes, list[Prob
 
     general, remarks = column(GENERAL_SHEET), column(REMARKS_SHEET)
     attendees = []
-    for r, row in enumerate(wb[ATTENDEES_SHEET].iter_rows(min_row=2, values_only=True), start=2):
+    for r, row in enumerate(_sheet_rows(path, wb[ATTENDEES_SHEET], 2), start=2):
         row = tuple(row) + (None,) * (3 - len(row))
         org, kind, count = _text(row[0]), _text(row[1]) or "other", row[2]
         if not org and count in (None, ""):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import yaml
 
 from hytetu.errors import Problem
-from hytetu.inputs import UnreadableFile, read_input
+from hytetu.inputs import MB, Limits, UnreadableFile, read_input
 
 Path_ = tuple[str | int, ...]
 
@@ -185,11 +186,31 @@ def _key_of(loader: _Loader) -> Callable[[yaml.Node], Any]:
     return key_of
 
 
+#: The largest YAML file read (region.yaml, cycle.yaml, session notes), in MB: a region's
+#: config is some 100 KB; a 30 MB one is a mistake or an attack, not a config.
+MAX_YAML_MB_VAR = "HYTETU_MAX_YAML_MB"
+DEFAULT_MAX_YAML_MB = 2.0
+
+
+def yaml_limits() -> Limits:
+    raw = os.environ.get(MAX_YAML_MB_VAR, "").strip()
+    try:
+        mb = float(raw) if raw else DEFAULT_MAX_YAML_MB
+    except ValueError:
+        mb = -1
+    if not mb > 0:
+        raise YamlSyntaxError(
+            Problem(MAX_YAML_MB_VAR, None, "", f"not a positive number of megabytes: {raw!r}")
+        )
+    return Limits(file_bytes=int(mb * MB), setting="the environment")
+
+
 def load_yaml(path: Path, display: str | None = None) -> YamlDoc:
     """Parse one YAML file. Raises ``YamlSyntaxError`` carrying a located Problem."""
     name = display or str(path)
     try:
-        raw = read_input(path, name)  # missing, a folder, no permission...
+        # missing, a folder, no permission, too large...
+        raw = read_input(path, name, yaml_limits(), MAX_YAML_MB_VAR)
     except UnreadableFile as e:
         raise YamlSyntaxError(e.problem) from None
     try:

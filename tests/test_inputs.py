@@ -9,8 +9,13 @@ PermissionError the operating system would raise, raised by ``Path.open`` for th
 from __future__ import annotations
 
 import errno
+import io
 import os
-from collections.abc import Callable
+import re
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -227,3 +232,211 @@ def test_a_config_that_cannot_be_read_is_refused_naming_the_file(
         with db.session_scope(url) as s:
             assert s.scalars(select(db.Region)).first() is None
         db.dispose(url)
+
+
+# --- limits: oversized files and zip bombs ---------------------------------------------------
+
+ROW = "{n};24.10.2025 9:12;Jämsän kaupunki;Kunta;Jämsä;;;Liikuntapaikkojen esteettömyys ensin;\n"
+
+
+def export_xlsx(path: Path, sheet: Callable[[bytes], Iterator[bytes]] | None = None) -> Path:
+    """A Microsoft-Forms-style export made by openpyxl; ``sheet`` may rewrite its first
+    sheet's XML, written in pieces (the hostile part never in memory at once)."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["Vastausaika", "Organisaatio", "Kunta tai kuntaryhmä", "Näkemys"])
+    ws.append(["24.10.2025 9:12", "Jämsän kaupunki", "Jämsä", "Hyvä alku"])
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    source = zipfile.ZipFile(buffer)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            data = source.read(info)
+            if sheet is None or info.filename != "xl/worksheets/sheet1.xml":
+                out.writestr(info, data)
+                continue
+            with out.open(info.filename, "w", force_zip64=True) as member:
+                for piece in sheet(data):
+                    member.write(piece)
+    return path
+
+
+def before_rows(xml: bytes, filler: Iterator[bytes]) -> Iterator[bytes]:
+    at = xml.index(b"<sheetData>")
+    yield xml[:at]
+    yield from filler
+    yield xml[at:]
+
+
+def spaces(megabytes: int) -> Iterator[bytes]:
+    block = b" " * (1 << 20)
+    for _ in range(megabytes):
+        yield block
+
+
+def comment(nbytes: int) -> Iterator[bytes]:
+    """An XML comment of random hex: it compresses only to half, no zip bomb."""
+    yield b"<!--"
+    for _ in range(nbytes // (1 << 19)):
+        yield os.urandom(1 << 18).hex().encode()
+    yield b"-->"
+
+
+def set_import(folder: Path, **settings: object) -> None:
+    """``feedback.import`` of the config's cycle.yaml set to ``settings`` (and no more)."""
+    cycle = folder / "cycle.yaml"
+    text = re.sub(r"  import:\n(    .*\n)*", "", cycle.read_text(encoding="utf-8"))
+    lines = "".join(f"    {k}: {v}\n" for k, v in settings.items())
+    assert text.count("  url: https://palaute") == 1
+    text = text.replace("  url: https://palaute", f"  import:\n{lines}  url: https://palaute")
+    cycle.write_text(text, encoding="utf-8")
+
+
+def test_an_xlsx_that_unpacks_to_200_mb_is_refused_from_its_zip_directory(
+    cli_db: str, tmp_path: Path
+) -> None:
+    bomb = export_xlsx(tmp_path / "vastaukset.xlsx", lambda x: before_rows(x, spaces(200)))
+    assert bomb.stat().st_size < 1024 * 1024
+    started = time.monotonic()
+    result = invoke("feedback", "import", str(bomb))
+    refused(result, bomb, "xl/worksheets/sheet1.xml", "zip bomb", "refused unopened")
+    assert time.monotonic() - started < 5
+    assert responses(cli_db) == 0
+    refused(invoke("notes", "import", str(bomb)), bomb, "zip bomb")
+
+
+def test_an_xlsx_over_the_unpacked_limit_is_refused_naming_the_setting(
+    cli_db: str, example: Path, tmp_path: Path
+) -> None:
+    big = export_xlsx(tmp_path / "vastaukset.xlsx", lambda x: before_rows(x, comment(3 << 20)))
+    set_import(example, max_unpacked_mb=2)
+    result = invoke("feedback", "import", str(big))
+    refused(result, big, "more than 2 MB", "max_unpacked_mb in feedback.import of cycle.yaml")
+    assert responses(cli_db) == 0
+
+
+def test_a_huge_xml_comment_in_a_sheet_is_refused_before_openpyxl_parses_it(
+    cli_db: str, tmp_path: Path
+) -> None:
+    """Python's expat takes time in the square of a token's length (28 s for 20 MB): a
+    token over 1 MB is refused by a linear scan before."""
+    hostile = export_xlsx(tmp_path / "vastaukset.xlsx", lambda x: before_rows(x, comment(3 << 20)))
+    started = time.monotonic()
+    result = invoke("feedback", "import", str(hostile))
+    refused(result, hostile, "xl/worksheets/sheet1.xml", "an XML comment of", "refused unparsed")
+    assert time.monotonic() - started < 5
+    assert responses(cli_db) == 0
+
+
+MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+RELS = "http://schemas.openxmlformats.org/package/2006/relationships"
+DOC_RELS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+
+
+def shared_strings_xlsx(path: Path, rows: list[list[str]]) -> Path:
+    """A workbook written the way Excel and Microsoft Forms write one: every text in
+    xl/sharedStrings.xml, the sheet's cells pointing to them (openpyxl writes inline)."""
+    strings: dict[str, int] = {}
+    cells = []
+    for r, row in enumerate(rows, 1):
+        refs = "".join(
+            f'<c r="{chr(65 + c)}{r}" t="s"><v>{strings.setdefault(v, len(strings))}</v></c>'
+            for c, v in enumerate(row)
+        )
+        cells.append(f'<row r="{r}">{refs}</row>')
+    shared = "".join(f"<si><t>{escape(v)}</t></si>" for v in strings)
+    ct = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+    parts = {
+        "[Content_Types].xml": (
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+            'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+            f'<Override PartName="/xl/workbook.xml" ContentType="{ct}.sheet.main+xml"/>'
+            f'<Override PartName="/xl/worksheets/sheet1.xml" ContentType="{ct}.worksheet+xml"/>'
+            f'<Override PartName="/xl/sharedStrings.xml" ContentType="{ct}.sharedStrings+xml"/>'
+            "</Types>"
+        ),
+        "_rels/.rels": (
+            f'<Relationships xmlns="{RELS}"><Relationship Id="rId1" Type="{DOC_RELS}/'
+            'officeDocument" Target="xl/workbook.xml"/></Relationships>'
+        ),
+        "xl/workbook.xml": (
+            f'<workbook xmlns="{MAIN}" xmlns:r="{DOC_RELS}"><sheets>'
+            '<sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>'
+        ),
+        "xl/_rels/workbook.xml.rels": (
+            f'<Relationships xmlns="{RELS}">'
+            f'<Relationship Id="rId1" Type="{DOC_RELS}/worksheet" Target="worksheets/sheet1.xml"/>'
+            f'<Relationship Id="rId2" Type="{DOC_RELS}/sharedStrings" Target="sharedStrings.xml"/>'
+            "</Relationships>"
+        ),
+        "xl/worksheets/sheet1.xml": f'<worksheet xmlns="{MAIN}"><sheetData>{"".join(cells)}'
+        "</sheetData></worksheet>",
+        "xl/sharedStrings.xml": f'<sst xmlns="{MAIN}" uniqueCount="{len(strings)}">{shared}</sst>',
+    }
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, xml in parts.items():
+            z.writestr(name, '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n' + xml)
+    return path
+
+
+def test_shared_strings_past_the_cell_limit_are_refused_before_they_are_loaded(
+    cli_db: str, example: Path, tmp_path: Path
+) -> None:
+    """openpyxl loads all shared strings at once; they count as cells."""
+    header = ["Vastausaika", "Kunta tai kuntaryhmä", "Näkemys"]
+    rows = [header] + [
+        ["24.10.2025 9:12", "Jämsä", f"Näkemys {n}: {os.urandom(8).hex()}"] for n in range(30_000)
+    ]
+    many = shared_strings_xlsx(tmp_path / "vastaukset.xlsx", rows)
+    set_import(example, max_cells=20_000)
+    result = invoke("feedback", "import", str(many))
+    refused(result, many, "xl/sharedStrings.xml", "more than 20000 shared strings")
+    assert responses(cli_db) == 0
+    # the same way of writing, small: imports
+    small = shared_strings_xlsx(tmp_path / "pieni.xlsx", rows[:3])
+    result = invoke("feedback", "import", str(small))
+    assert result.exit_code == 0, result.output
+    assert responses(cli_db) == 2
+
+
+def test_a_csv_over_the_size_or_row_limit_is_refused(
+    cli_db: str, example: Path, tmp_path: Path
+) -> None:
+    export = tmp_path / "vastaukset.csv"
+    with export.open("w", encoding="utf-8") as f:
+        f.write(HEADER + "\n")
+        block = "".join(ROW.format(n=n) for n in range(10_000))  # about 0.8 MB
+        for _ in range(26):
+            f.write(block)
+    assert export.stat().st_size > 20 * 1024 * 1024
+    refused(invoke("feedback", "import", str(export)), export, "too large", "the limit is 20 MB")
+    # a device that never ends, under a CSV's name: read up to the limit, then refused
+    endless = tmp_path / "endless.csv"
+    endless.symlink_to("/dev/zero")
+    refused(invoke("feedback", "import", str(endless)), endless, "more than 20 MB")
+
+    export.write_text(HEADER + "\n" + "".join(ROW.format(n=n) for n in range(150)), "utf-8")
+    set_import(example, max_rows=100)
+    result = invoke("feedback", "import", str(export))
+    refused(result, f"{export}:101:", "more than 100 rows", "max_rows in feedback.import")
+    set_import(example, max_file_mb=0.005)
+    refused(invoke("feedback", "import", str(export)), export, "max_file_mb in feedback.import")
+    assert responses(cli_db) == 0
+
+
+def test_a_config_file_over_the_yaml_limit_is_refused(
+    example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HYTETU_DATABASE_URL", f"sqlite:///{tmp_path / 'hytetu.db'}")
+    region = example / "region.yaml"
+    with region.open("a", encoding="utf-8") as f:
+        for n in range(40_000):  # 3 MB of comments: a mistake, not a config
+            f.write(f"# kunta {n}: Jyväskylä, Jämsä, Äänekoski, Kinnula, Kivijärvi, Petäjävesi\n")
+    for command in ("validate", "load"):
+        result = invoke(command, str(example))
+        refused(result, region, "too large", "HYTETU_MAX_YAML_MB in the environment")
+    monkeypatch.setenv("HYTETU_MAX_YAML_MB", "5")
+    assert invoke("validate", str(example)).exit_code == 0
