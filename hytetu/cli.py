@@ -401,7 +401,7 @@ def feedback_import_file(
         return
     typer.echo(
         f"{file}: {r.added} added ({r.late} late), {r.duplicates} already imported, "
-        f"{r.empty_rows} empty rows skipped"
+        f"{r.empty_rows} empty rows skipped" + (f"; {r.dates}" if r.dates else "")
     )
 
 

@@ -208,6 +208,18 @@ ColumnNames = Annotated[
 ]
 
 
+ImportField = Literal[
+    "received_at",
+    "organisation",
+    "respondent_type",
+    "municipality",
+    "priority_area",
+    "service_area",
+    "text",
+    "email",
+]
+
+
 class FeedbackImport(_Model):
     """Which column of a form export (Webropol, Microsoft Forms; CSV or XLSX) holds what.
     Files are read from ``feedback/`` in the config folder; the defaults fit both, with
@@ -222,6 +234,23 @@ class FeedbackImport(_Model):
     text: ColumnNames = ["Näkemys", "Din synpunkt", "Your view"]
     email: ColumnNames = ["Sähköposti", "E-post", "Email"]
     max_text: int = Field(5000, ge=100, le=100_000, description="Longest text accepted")
+    date_format: str | None = Field(
+        None,
+        description=(
+            "How the export writes its times, in Python's strptime codes, e.g. "
+            "'%m/%d/%Y %I:%M %p' (Microsoft Forms in US English) or '%d/%m/%Y %H:%M'; unset: "
+            "24.10.2025 9.12, ISO and Excel's own dates are read as such, and 10/24/2025 by "
+            "the file's days over 12 (a file that does not show its order is refused)"
+        ),
+    )
+    optional: list[ImportField] = Field(
+        ["organisation", "respondent_type", "priority_area", "service_area", "email"],
+        description=(
+            "Mapped columns an export may lack (the list replaces this default); any other "
+            "mapped column missing from the header is an error (without the municipality "
+            "column every answer would be read as feedback for the whole region)"
+        ),
+    )
     max_file_mb: float = Field(
         20, gt=0, le=1000, description="Largest export file (CSV, or XLSX as stored), in MB"
     )
@@ -232,6 +261,27 @@ class FeedbackImport(_Model):
     max_cells: int = Field(
         1_000_000, ge=1, description="Most cells (or shared strings) an export may have"
     )
+
+    @field_validator("date_format")
+    @classmethod
+    def _reads_a_date(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        sample = datetime(2025, 10, 24, 21, 12, 34)
+        try:
+            back = datetime.strptime(sample.strftime(v), v)
+        except ValueError as e:
+            raise ValueError(f"not a strptime format: {e}") from None
+        if back.date() != sample.date():
+            raise ValueError("needs the day, month and year, e.g. %d.%m.%Y %H.%M")
+        return v
+
+    @field_validator("optional")
+    @classmethod
+    def _not_required(cls, v: list[str]) -> list[str]:
+        if {"received_at", "text"} & set(v):
+            raise ValueError("received_at and text cannot be optional: every answer has them")
+        return v
 
     def limits(self) -> Limits:
         return Limits(

@@ -60,17 +60,18 @@ WHOLE_REGION = ("koko alue", "koko hyvinvointialue", "koko maakunta", "hela omrÃ
 ANONYMOUS = ("anonymous", "anonyymi", "anonym")
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Finnish forms write the day first with dots (24.10.2025 9.12): never ambiguous.
 _TIME_FORMATS = (
     "%d.%m.%Y %H:%M:%S",
     "%d.%m.%Y %H:%M",
     "%d.%m.%Y %H.%M.%S",
     "%d.%m.%Y %H.%M",
     "%d.%m.%Y klo %H.%M",
-    "%m/%d/%Y %H:%M:%S",
-    "%m/%d/%Y %H:%M",
-    "%m/%d/%Y %I:%M:%S %p",
-    "%m/%d/%Y %I:%M %p",
 )
+# With slashes the order is the export's language's: 10/24/2025 (US) or 24/10/2025 (UK).
+_SLASH_TIMES = ("%H:%M:%S", "%H:%M", "%I:%M:%S %p", "%I:%M %p")
+_SLASH_ORDERS = {"mdy": ("%m/%d/%Y", "month/day/year"), "dmy": ("%d/%m/%Y", "day/month/year")}
+_SLASHED = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{4})\b")
 _FIELDS = (
     "received_at",
     "organisation",
@@ -117,6 +118,8 @@ class ImportResult:
     duplicates: int = 0
     empty_rows: int = 0
     late: int = 0
+    #: how the file's dates were read, when the file had to show it (10/24/2025)
+    dates: str = ""
     problems: list[Problem] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -127,6 +130,7 @@ class ImportResult:
             "duplicates": self.duplicates,
             "empty_rows": self.empty_rows,
             "late": self.late,
+            **({"dates": self.dates} if self.dates else {}),
         }
 
 
@@ -378,7 +382,7 @@ def _header_index(
         hit = next((a for a in alternatives if _norm(a) in positions), None)
         if hit is not None:
             found[name] = (positions[_norm(hit)], str(header[positions[_norm(hit)]]).strip())
-        elif name in _REQUIRED:
+        elif name in _REQUIRED or name not in mapping.optional:
             missing.append(name)
     return found, missing
 
@@ -391,14 +395,15 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def _naive_time(value: Any) -> datetime | None:
-    """A cell's text read as a time in one of the formats form services export."""
+def _naive_time(value: Any, order: str | None = "any") -> datetime | None:
+    """A cell's text read as a time in one of the formats form services export; slashed
+    dates only in ``order`` (``_formats``)."""
     text = " ".join(_cell_text(value).split())
     try:
         return datetime.fromisoformat(text)
     except ValueError:
         pass
-    for fmt in _TIME_FORMATS:
+    for fmt in _formats(order):
         try:
             return datetime.strptime(text, fmt)
         except ValueError:
@@ -406,8 +411,76 @@ def _naive_time(value: Any) -> datetime | None:
     return None
 
 
-def _parse_time(value: Any, view: CycleView) -> datetime | None:
-    moment = value if isinstance(value, datetime) else _naive_time(value)
+def _formats(order: str | None) -> tuple[str, ...]:
+    """The formats tried: the declared one alone (``%...``), or the dotted ones and, with
+    ``order`` mdy/dmy, the slashed ones in that order (both with ``any``)."""
+    if order and "%" in order:
+        return (order,)
+    orders = list(_SLASH_ORDERS) if order == "any" else [order] if order else []
+    slashed = [f"{_SLASH_ORDERS[o][0]} {t}" for o in orders for t in _SLASH_TIMES]
+    return (*_TIME_FORMATS, *slashed)
+
+
+def _date_order(
+    display: str, rows: list[tuple[int, Any]], column: str, mapping: FeedbackImport
+) -> tuple[str | None, str]:
+    """How the file writes its times: the declared ``date_format``, or for slashed dates
+    the order its days over 12 show (mdy or dmy), and a note saying so. Refuses a file
+    whose slashed dates read two ways and show no order, or show both."""
+    if mapping.date_format:
+        return mapping.date_format, f"times read as {mapping.date_format!r} (date_format)"
+    evidence: dict[str, tuple[int, str]] = {}
+    ambiguous: tuple[int, str] | None = None
+    slashed = False
+    for number, value in rows:
+        text = _cell_text(value).strip()
+        m = _SLASHED.match(text) if not isinstance(value, datetime) else None
+        if not m:
+            continue
+        slashed = True
+        first, second = int(m[1]), int(m[2])
+        if first > 12:
+            evidence.setdefault("dmy", (number, text))
+        elif second > 12:
+            evidence.setdefault("mdy", (number, text))
+        elif first != second and ambiguous is None:
+            ambiguous = (number, text)
+    hint = (
+        "set feedback.import.date_format in cycle.yaml, e.g. '%m/%d/%Y %I:%M %p' (US) or "
+        "'%d/%m/%Y %H:%M'"
+    )
+    if len(evidence) == 2:
+        (r1, t1), (r2, t2) = evidence["dmy"], evidence["mdy"]
+        raise FeedbackImportError(
+            f"{display}: cannot import the feedback; nothing was imported",
+            problems=[
+                Problem(
+                    display,
+                    r2,
+                    column,
+                    f"the dates are written two ways: {t1!r} (row {r1}) is day/month/year, "
+                    f"{t2!r} is month/day/year; {hint}",
+                )
+            ],
+        )
+    if evidence:
+        order, (row, text) = next(iter(evidence.items()))
+        return order, f"dates read as {_SLASH_ORDERS[order][1]} (row {row}: {text!r})"
+    if ambiguous is not None:
+        row, text = ambiguous
+        raise _fail(
+            display,
+            row,
+            column,
+            f"ambiguous date {text!r}: month/day/year or day/month/year? No date in the "
+            f"file has a day over 12 to tell; {hint}",
+        )
+    # no slashed dates, or only ones that read the same both ways (10/10/2025)
+    return ("mdy" if slashed else None), ""
+
+
+def _parse_time(value: Any, view: CycleView, order: str | None = None) -> datetime | None:
+    moment = value if isinstance(value, datetime) else _naive_time(value, order)
     if moment is None:
         return None
     # Form services export local wall-clock times: the region's zone.
@@ -416,9 +489,10 @@ def _parse_time(value: Any, view: CycleView) -> datetime | None:
 
 def parse_export(
     view: CycleView, path: Path, mapping: FeedbackImport, display: str | None = None
-) -> tuple[list[ParsedResponse], int]:
-    """Check every row of an export; return the responses and the number of empty rows.
-    Raises ``FeedbackImportError`` listing every problem (row, column) found."""
+) -> tuple[list[ParsedResponse], int, str]:
+    """Check every row of an export; return the responses, the number of empty rows and
+    how its dates were read ("" when nothing needed saying). Raises
+    ``FeedbackImportError`` listing every problem (row, column) found."""
     display = display or str(path)
     rows = read_rows(path, display, mapping.limits())
     nonempty = [(n, cells) for n, cells in rows if any(_cell_text(c).strip() for c in cells)]
@@ -435,7 +509,10 @@ def parse_export(
                 " / ".join(getattr(mapping, name)),
                 f"missing column for {name.replace('_', ' ')}: none of "
                 f"{', '.join(repr(a) for a in getattr(mapping, name))} is in the header "
-                f"(columns: {shown}); fix the file or feedback.import in cycle.yaml",
+                f"(columns: {shown}); fix the file, or feedback.import in cycle.yaml "
+                f"(name the column under {name}"
+                + ("" if name in _REQUIRED else f", or add {name} to optional")
+                + ")",
             )
             for name in missing
         ]
@@ -443,6 +520,13 @@ def parse_export(
             f"{display}: cannot import the feedback", problems=missing_columns
         )
 
+    at, column = columns["received_at"]
+    order, dates = _date_order(
+        display,
+        [(n, cells[at] if at < len(cells) else None) for n, cells in rows if n > header_row],
+        column,
+        mapping,
+    )
     lookups = _Lookups(view)
     problems: list[Problem] = []
     parsed: list[ParsedResponse] = []
@@ -479,14 +563,18 @@ def parse_export(
                 continue
             texts[name] = stripped
         received = values.get("received_at")
-        moment = _parse_time(received, view) if _cell_text(received).strip() else None
+        moment = _parse_time(received, view, order) if _cell_text(received).strip() else None
         if not _cell_text(received).strip():
             problem("received_at", "the time of the response is empty")
         elif moment is None:
             problem(
                 "received_at",
                 f"not a date and time: {_cell_text(received)[:40]!r} "
-                "(e.g. 19.12.2025 23:59 or 2025-12-19T23:59)",
+                + (
+                    f"(date_format is {mapping.date_format!r})"
+                    if mapping.date_format
+                    else "(e.g. 19.12.2025 23:59 or 2025-12-19T23:59)"
+                ),
             )
         if "text" in texts and not texts["text"]:
             problem("text", "the text of the response is empty")
@@ -542,7 +630,7 @@ def parse_export(
             f"{display}: cannot import the feedback; nothing was imported",
             problems=problems[:MAX_PROBLEMS],
         )
-    return parsed, empty
+    return parsed, empty, dates
 
 
 # --- importing ----------------------------------------------------------------------
@@ -568,8 +656,8 @@ def import_file(
     path = Path(path)
     display = display or str(path)
     mapping = mapping or mapping_for(view)
-    parsed, empty = parse_export(view, path, mapping, display)
-    result = ImportResult(display, rows=len(parsed), empty_rows=empty)
+    parsed, empty, dates = parse_export(view, path, mapping, display)
+    result = ImportResult(display, rows=len(parsed), empty_rows=empty, dates=dates)
     known = set(
         view.session.scalars(
             select(db.FeedbackResponse.fingerprint).filter_by(cycle_id=view.cycle.id)

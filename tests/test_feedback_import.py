@@ -292,7 +292,10 @@ def test_custom_column_mapping_from_cycle_yaml(sqlite_url: str, example: Path) -
         cycle.read_text(encoding="utf-8").replace(
             "  url: https://palaute.hyvaks.example/hytetu-2025\n",
             "  url: https://palaute.hyvaks.example/hytetu-2025\n"
-            "  import:\n    text: [Vapaa palaute]\n    received_at: Aikaleima\n",
+            "  import:\n    text: [Vapaa palaute]\n    received_at: Aikaleima\n"
+            # a form that asks only for a view: every other column may be missing
+            "    optional: [organisation, respondent_type, municipality, priority_area,"
+            " service_area, email]\n",
         ),
         encoding="utf-8",
     )
@@ -343,3 +346,131 @@ def test_cli_imports_and_reports_errors(loaded: str, tmp_path: Path, monkeypatch
     assert result.exit_code == 2
     assert f"{bad}:4: Kunta tai kuntaryhmä: unknown municipality or group 'X'" in result.output
     assert os.environ["HYTETU_DATABASE_URL"] == loaded
+
+
+# --- how dates are read, and columns the mapping names --------------------------------------
+
+FORMS_HEADER = ["ID", "Start time", "Completion time", "Email", "Kunta tai kuntaryhmä", "Näkemys"]
+
+
+def forms_rows(*times: str) -> list[list[object]]:
+    """A Microsoft Forms export in US English: times as text, month first."""
+    return [FORMS_HEADER] + [
+        [n, t, t, "anonymous", "Jämsä", f"Näkemys {n}: liikuntapaikat lähemmäs kouluja."]
+        for n, t in enumerate(times, 1)
+    ]
+
+
+def received(url: str) -> list[datetime]:
+    with db.session_scope(url) as s:
+        q = select(db.FeedbackResponse.received_at).order_by(db.FeedbackResponse.id)
+        return [t.astimezone(UTC) for t in s.scalars(q)]
+
+
+def test_us_dates_are_read_month_first_when_a_day_over_12_shows_it(
+    loaded: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export = write_csv(
+        tmp_path / "forms.csv", forms_rows("11/3/2025 9:12 AM", "10/24/2025 4:05 PM"), "utf-8-sig"
+    )
+    result = do_import(loaded, export)
+    assert result.added == 2
+    assert result.dates == "dates read as month/day/year (row 3: '10/24/2025 4:05 PM')"
+    assert result.as_dict()["dates"] == result.dates
+    assert received(loaded) == [helsinki("2025-11-03 09:12"), helsinki("2025-10-24 16:05")]
+    from hytetu.cli import app
+
+    monkeypatch.setenv("HYTETU_DATABASE_URL", loaded)
+    again = CliRunner().invoke(app, ["feedback", "import", str(export)])
+    assert "2 already imported" in again.output
+    assert "; dates read as month/day/year (row 3: '10/24/2025 4:05 PM')" in again.output
+
+
+def test_day_first_slashed_dates_are_read_day_first(loaded: str, tmp_path: Path) -> None:
+    export = write_xlsx(tmp_path / "forms.xlsx", forms_rows("3/11/2025 09:12", "24/10/2025 16:05"))
+    result = do_import(loaded, export)
+    assert result.dates == "dates read as day/month/year (row 3: '24/10/2025 16:05')"
+    assert received(loaded) == [helsinki("2025-11-03 09:12"), helsinki("2025-10-24 16:05")]
+
+
+def test_finnish_dates_need_no_evidence(loaded: str, tmp_path: Path) -> None:
+    export = write_csv(tmp_path / "w.csv", forms_rows("3.11.2025 9.12", "1.12.2025 klo 10.00"))
+    result = do_import(loaded, export)
+    assert (result.added, result.dates) == (2, "")
+    assert received(loaded) == [helsinki("2025-11-03 09:12"), helsinki("2025-12-01 10:00")]
+
+
+def test_a_file_whose_dates_read_both_ways_is_refused_naming_column_and_row(
+    loaded: str, tmp_path: Path
+) -> None:
+    export = write_csv(tmp_path / "forms.csv", forms_rows("11/3/2025 9:12 AM", "12/1/2025 8:00 AM"))
+    with pytest.raises(FeedbackImportError) as e:
+        do_import(loaded, export)
+    (problem,) = e.value.problems
+    assert (problem.line, problem.field) == (2, "Completion time")
+    assert "ambiguous date '11/3/2025 9:12 AM'" in problem.message
+    assert "date_format" in problem.message
+    mixed = write_csv(tmp_path / "mixed.csv", forms_rows("10/24/2025 9:12", "25/10/2025 9:12"))
+    with pytest.raises(FeedbackImportError, match="written two ways"):
+        do_import(loaded, mixed)
+    assert count(loaded) == 0
+
+
+def test_the_declared_date_format_reads_an_ambiguous_file(sqlite_url: str, example: Path) -> None:
+    cycle = example / "cycle.yaml"
+    text = cycle.read_text(encoding="utf-8")
+    cycle.write_text(
+        text.replace(
+            "  url: https", "  import:\n    date_format: '%m/%d/%Y %I:%M %p'\n  url: https"
+        ),
+        encoding="utf-8",
+    )
+    phases.load(example, sqlite_url)
+    export = write_csv(example / "forms.csv", forms_rows("11/3/2025 9:12 AM", "12/1/2025 8:00 AM"))
+    result = do_import(sqlite_url, export)
+    assert result.dates == "times read as '%m/%d/%Y %I:%M %p' (date_format)"
+    assert received(sqlite_url) == [helsinki("2025-11-03 09:12"), helsinki("2025-12-01 08:00")]
+    # a time written otherwise is a row's error, naming the format
+    other = write_csv(example / "other.csv", forms_rows("3.11.2025 9.12"))
+    with pytest.raises(FeedbackImportError, match="date_format is '%m/%d/%Y %I:%M %p'"):
+        do_import(sqlite_url, other)
+    # a format that cannot read a date is refused with the config
+    cycle.write_text(
+        text.replace("  url: https", "  import:\n    date_format: '%H:%M'\n  url: https"),
+        encoding="utf-8",
+    )
+    from hytetu.config import load_config
+    from hytetu.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="date_format.*needs the day, month and year"):
+        load_config(example)
+
+
+def test_a_missing_municipality_column_is_an_error_listing_the_columns(
+    sqlite_url: str, example: Path
+) -> None:
+    """Without it every answer would be read as feedback for the whole region."""
+    phases.load(example, sqlite_url)
+    rows = [
+        ["Vastausaika", "Kunta", "Näkemys"],  # the form's question was renamed
+        ["24.10.2025 9:12", "Jämsä", "Koulujen pihat liikuntapaikoiksi."],
+    ]
+    export = write_csv(example / "w.csv", rows)
+    with pytest.raises(FeedbackImportError) as e:
+        do_import(sqlite_url, export)
+    (problem,) = e.value.problems
+    assert problem.line == 1
+    assert problem.field == "Kunta tai kuntaryhmä / Kommun eller kommungrupp / Municipality"
+    assert "missing column for municipality" in problem.message
+    assert "(columns: 'Vastausaika', 'Kunta', 'Näkemys')" in problem.message
+    assert count(sqlite_url) == 0
+    cycle = example / "cycle.yaml"
+    cycle.write_text(
+        cycle.read_text(encoding="utf-8").replace(
+            "  url: https",
+            "  import:\n    optional: [organisation, respondent_type, municipality, "
+            "priority_area, service_area, email]\n  url: https",
+        ),
+        encoding="utf-8",
+    )
+    assert do_import(sqlite_url, export).added == 1  # now says so: general feedback

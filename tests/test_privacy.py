@@ -63,7 +63,8 @@ def test_answers_without_an_e_mail_are_accepted(loaded: str, tmp_path: Path) -> 
     )
     with_column = tmp_path / "vastaukset-2.csv"
     with_column.write_text(
-        "Vastausaika;Näkemys;Sähköposti\n25.10.2025 10:00;Ei osoitetta annettu.;\n",
+        "Vastausaika;Kunta tai kuntaryhmä;Näkemys;Sähköposti\n"
+        "25.10.2025 10:00;;Ei osoitetta annettu.;\n",
         encoding="utf-8",
     )
     with db.session_scope(loaded) as s:
