@@ -269,9 +269,10 @@ def prefect_api() -> Iterator[None]:
 
 
 @contextmanager
-def running(app: Any) -> Iterator[str]:
-    """The app served by a real uvicorn on loopback, with hytetu's own server settings,
-    in a thread; yields its base URL."""
+def running(app: Any, **settings: Any) -> Iterator[str]:
+    """The app served by a real uvicorn on loopback, with hytetu's own server settings
+    (``settings``: more of ``server_config``'s, e.g. short timeouts), in a thread; yields
+    its base URL."""
     import uvicorn
 
     from hytetu.web.security import server_config
@@ -279,7 +280,8 @@ def running(app: Any) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(server_config(app, "127.0.0.1", port, log_level="warning"))
+    config = server_config(app, "127.0.0.1", port, log_level="warning", **settings)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import re
 import secrets
+import socket
 import time
 import warnings
 from collections.abc import Iterator
@@ -413,3 +415,144 @@ def clock() -> Clock:
 @pytest.fixture
 def client(url: str, clock: Clock) -> TestClient:
     return TestClient(create_app(url, clock=clock, secret=SECRET))
+
+
+# --- slow and vanishing clients, over raw sockets -----------------------------------
+
+SHORT = {"header_timeout": 0.6, "body_timeout": 0.6}
+
+
+class ServerLog(logging.Handler):
+    """What hytetu and uvicorn log while a test's server runs. ``attach`` after the server
+    started: uvicorn configures logging as it starts."""
+
+    NAMES = ("hytetu.webform", "uvicorn.error")
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self.levels = {n: logging.getLogger(n).level for n in self.NAMES}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def attach(self) -> list[logging.LogRecord]:
+        for name in self.NAMES:
+            logging.getLogger(name).addHandler(self)
+            logging.getLogger(name).setLevel(logging.INFO)
+        return self.records
+
+    def detach(self) -> None:
+        for name in self.NAMES:
+            logging.getLogger(name).removeHandler(self)
+            logging.getLogger(name).setLevel(self.levels[name])
+
+
+@pytest.fixture
+def server_log() -> Iterator[ServerLog]:
+    log = ServerLog()
+    yield log
+    log.detach()
+
+
+def connect(base: str) -> socket.socket:
+    host, port = base.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=5)
+    return sock
+
+
+def answer(sock: socket.socket) -> tuple[bytes, float]:
+    """Everything the server sends until it closes, and how long that took."""
+    started, data = time.monotonic(), b""
+    while time.monotonic() - started < 5:
+        chunk = sock.recv(4096)  # the socket's own timeout bounds each wait
+        if not chunk:
+            return data, time.monotonic() - started
+        data += chunk
+    pytest.fail(f"the server kept the connection open for 5 s; sent {data[:80]!r}")
+
+
+def wait_for(records: list[logging.LogRecord], words: str, seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while not any(words in r.getMessage() for r in records):
+        if time.monotonic() > deadline:
+            pytest.fail(f"no log line with {words!r}: {[r.getMessage() for r in records]}")
+        time.sleep(0.02)
+
+
+def no_traceback(records: list[logging.LogRecord]) -> None:
+    assert not [r for r in records if r.exc_info], [r.getMessage() for r in records]
+    assert not any("Exception in ASGI" in r.getMessage() for r in records)
+
+
+def test_unfinished_headers_get_408_and_a_closed_connection(
+    url: str, clock: Clock, server_log: ServerLog
+) -> None:
+    app = create_app(url, clock=clock, secret=SECRET)
+    with running(app, **SHORT) as base:
+        log = server_log.attach()
+        with connect(base) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: form.example\r\nAccept: text/ht")
+            data, took = answer(sock)
+        assert data.startswith(b"HTTP/1.1 408 ") and took < 3
+        with connect(base) as sock:  # a connection that never says anything
+            data, took = answer(sock)
+        assert data.startswith(b"HTTP/1.1 408 ") and took < 3
+        # a kept-alive connection whose second request stalls in its headers
+        with connect(base) as sock:
+            sock.sendall(b"GET /form.css HTTP/1.1\r\nHost: form.example\r\n\r\n")
+            first = sock.recv(65536)
+            assert first.startswith(b"HTTP/1.1 200 ")
+            sock.sendall(b"GET /form.css HTTP/1.1\r\nHo")
+            data, took = answer(sock)
+        assert b"408 Request Timeout" in data and took < 3
+        # headers sent slowly, but within the time, are served
+        with connect(base) as sock:
+            for piece in (b"GET /form.css HTTP/1.1\r\n", b"Host: form.example\r\n", b"\r\n"):
+                sock.sendall(piece)
+                time.sleep(0.15)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+        wait_for(log, "request headers not received in 0.6 s: 408")
+        no_traceback(log)
+
+
+def test_a_short_body_gets_408_within_the_body_timeout(
+    url: str, clock: Clock, server_log: ServerLog
+) -> None:
+    app = create_app(url, clock=clock, secret=SECRET)
+    with running(app, **SHORT) as base:
+        log = server_log.attach()
+        with connect(base) as sock:
+            sock.sendall(
+                b"POST / HTTP/1.1\r\nHost: form.example\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 400\r\n\r\n"
+                b"lang=fi&text=Py%C3%B6r%C3%A4tiet"
+            )
+            data, took = answer(sock)
+        assert data.startswith(b"HTTP/1.1 408 ") and took < 3
+        wait_for(log, "request body not received in 0.6 s: 408")
+        no_traceback(log)
+        assert not any("disconnected" in r.getMessage() for r in log)  # one line, not two
+    with db.session_scope(url) as s:
+        assert s.scalars(select(db.FeedbackResponse).filter_by(channel="form")).first() is None
+
+
+def test_a_client_that_drops_mid_body_leaves_one_quiet_line(
+    url: str, clock: Clock, server_log: ServerLog
+) -> None:
+    app = create_app(url, clock=clock, secret=SECRET)
+    with running(app) as base:  # the default timeouts: the drop, not a timeout, ends it
+        log = server_log.attach()
+        with connect(base) as sock:
+            sock.sendall(
+                b"POST / HTTP/1.1\r\nHost: form.example\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 5000\r\n\r\n"
+                + b"text="
+                + b"a" * 995
+            )
+            time.sleep(0.2)  # the app is reading the body
+        wait_for(log, "client disconnected after 1000 bytes of the body of POST /")
+        time.sleep(0.2)
+        assert len(log) == 1, [r.getMessage() for r in log]
+        assert log[0].levelno == logging.INFO
+        no_traceback(log)

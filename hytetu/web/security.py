@@ -1,11 +1,13 @@
 """What every hytetu web page shares: security headers, signed double-submit CSRF tokens,
 per-client rate limits, trusted reverse proxies, a bounded form reader and uvicorn's
-settings. The feedback form (``hytetu.webform``) and the review page
-(``hytetu.web.review``) are both built from these pieces, so there is one scheme of each.
+settings (with header and body read timeouts). The feedback form (``hytetu.webform``) and
+the review page (``hytetu.web.review``) are both built from these pieces, so there is one
+scheme of each.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
@@ -20,7 +22,7 @@ from typing import Any, cast
 from urllib.parse import parse_qs
 
 from starlette.datastructures import MutableHeaders
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -248,10 +250,22 @@ async def read_form(
     if declared.isdigit() and int(declared) > max_body:
         return Response("request too large", status_code=413)
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_body:
-            return Response("request too large", status_code=413)
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_body:
+                return Response("request too large", status_code=413)
+    except ClientDisconnect:
+        # a line, not a traceback: the client went away (or was timed out) mid-body
+        if not request.scope.get(TIMED_OUT):
+            log.info(
+                "%s: client disconnected after %d bytes of the body of %s %s",
+                client_key(request.scope),
+                len(body),
+                request.method,
+                request.url.path,
+            )
+        return Response("client disconnected", status_code=400)  # sent to no one
     try:
         parsed = parse_qs(
             body.decode("utf-8"), keep_blank_values=True, max_num_fields=len(fields) + 5
@@ -261,20 +275,118 @@ async def read_form(
     return {k: v[0] for k, v in parsed.items() if k in fields}
 
 
+#: Seconds a client has to send a request's headers (from its first byte, or from the
+#: connection when it sends nothing), then its body (from the end of the headers). uvicorn
+#: itself has neither: an unfinished request held a connection for good.
+HEADER_TIMEOUT = 10.0
+BODY_TIMEOUT = 10.0
+TIMED_OUT = "hytetu.timed_out"  # set in a request's scope when its body timed out
+_REQUEST_TIMEOUT = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 16\r\nconnection: close\r\n\r\nrequest timeout\n"
+)
+
+
+def _timed_protocol(header_timeout: float, body_timeout: float) -> type:
+    """uvicorn's h11 protocol with a deadline on reading each request: its headers
+    within ``header_timeout`` s, then its body within ``body_timeout`` s; past it the
+    client gets 408 (unless a response has begun) and the connection is closed."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class TimedH11Protocol(H11Protocol):
+        _timer: asyncio.TimerHandle | None = None
+        _phase = ""
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm("headers", header_timeout)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self._watch()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._watch()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._arm("", 0)
+            super().connection_lost(exc)
+
+        def _watch(self) -> None:
+            if self.transport.is_closing():
+                self._arm("", 0)
+                return
+            state = self.conn.their_state
+            if state is h11.IDLE and self.conn.trailing_data[0]:
+                self._arm("headers", header_timeout)  # a request begun, its headers not done
+            elif state is h11.SEND_BODY:
+                self._arm("body", body_timeout)
+            elif state is not h11.IDLE:
+                self._arm("", 0)  # the request is in: the app's time is not the client's
+            elif self._phase == "body":
+                self._arm("", 0)  # idle between requests: uvicorn's keep-alive timeout
+
+        def _arm(self, phase: str, seconds: float) -> None:
+            if phase == self._phase:
+                return  # the deadline runs from when the phase began
+            if self._timer is not None:
+                self._timer.cancel()
+            self._phase, self._timer = phase, None
+            if phase:
+                self._timer = self.loop.call_later(seconds, self._expire)
+
+        def _expire(self) -> None:
+            phase, self._timer, self._phase = self._phase, None, ""
+            if self.transport.is_closing():
+                return
+            seconds = header_timeout if phase == "headers" else body_timeout
+            log.info(
+                "%s: request %s not received in %g s: 408, connection closed",
+                client_key({"client": self.client}),
+                phase,
+                seconds,
+            )
+            cycle = self.cycle
+            if cycle is not None and phase == "body":
+                cast(dict[str, Any], self.scope)[TIMED_OUT] = True
+            if cycle is None or phase == "headers" or not cycle.response_started:
+                self.transport.write(_REQUEST_TIMEOUT)
+            self.transport.close()
+
+    return TimedH11Protocol
+
+
 def server_config(
-    app: ASGIApp, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"
+    app: ASGIApp,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "info",
+    *,
+    header_timeout: float = HEADER_TIMEOUT,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> Any:
     """uvicorn's settings: no Server header, and uvicorn's own proxy-header handling off
     (it would trust 127.0.0.1 by default); ``behind_proxies`` does it instead, with
-    nothing trusted unless configured."""
-    import uvicorn
+    nothing trusted unless configured. Requests are read under deadlines
+    (``_timed_protocol``); the web pages' log lines go where uvicorn's go."""
+    import copy
 
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    for name in ("hytetu.webform", "hytetu.review"):  # the web pages' own loggers only
+        log_config["loggers"][name] = {"handlers": ["default"], "level": log_level.upper()}
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level=log_level,
+        log_config=log_config,
         server_header=False,
         proxy_headers=False,
         lifespan="off",
+        http=_timed_protocol(header_timeout, body_timeout),
     )
