@@ -474,19 +474,43 @@ def purge(
     older_than_years: Annotated[
         int, typer.Option(help="Retention: purge cycles whose year + N is before this year")
     ] = 2,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="The output folder (.eml, calendars); default: HYTETU_OUT"),
+    ] = None,
+    prefect: Annotated[
+        bool, typer.Option(help="Also delete Prefect's artifacts that name purged addresses")
+    ] = True,
 ) -> None:
     """Delete personal data (respondents' e-mails, copies of messages to people,
-    removed contacts) of old cycles; findings, texts and counts stay."""
+    removed contacts) of old cycles; findings, texts and counts stay. Then the copies
+    outside the database: the output folder's .eml files and calendar feeds, the cycle's
+    form exports, and Prefect's artifacts that name the addresses."""
     from hytetu.feedback import purge_personal_data
+    from hytetu.phases import default_out_dir
+    from hytetu.privacy import purge_copies
 
+    now = datetime.now().astimezone()
+    folder = out or Path(default_out_dir())
     with db.session_scope() as s:
-        r = purge_personal_data(s, older_than_years, datetime.now().astimezone())
+        r = purge_personal_data(s, older_than_years, now)
+        copies = purge_copies(s, folder, r, now.year - older_than_years, now, prefect=prefect)
     years = ", ".join(str(y) for y in r.cycles) or "none"
     typer.echo(
         f"cycles purged: {years}; e-mails removed: {r.responses}; message copies cleared: "
         f"{r.messages}; contacts anonymised: {r.contacts}; audit entries redacted: "
         f"{r.audit_events}"
     )
+    checked = f" of {copies.artifacts_checked}" if prefect else ""
+    typer.echo(
+        f"files deleted in {folder}: {len(copies.messages)} .eml, {len(copies.calendars)} "
+        f".ics; form exports deleted: {len(copies.exports)}; Prefect artifacts deleted: "
+        f"{copies.artifacts}{checked}"
+    )
+    for path in copies.exports:
+        typer.echo(f"  deleted {path}")
+    for warning in copies.warnings:
+        typer.echo(f"warning: {warning}", err=True)
 
 
 personal_data_app = typer.Typer(help="One person's data (GDPR).", no_args_is_help=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -152,6 +152,9 @@ class PurgeResult:
     contacts: int = 0
     audit_events: int = 0
     compilations: int = 0
+    #: the addresses taken out of the database (lowercase): the copies outside it
+    #: (files, Prefect's artifacts) are purged by them (``hytetu.privacy.purge_copies``)
+    addresses: set[str] = field(default_factory=set)
 
 
 def purge_personal_data(session: Session, older_than_years: int, now: datetime) -> PurgeResult:
@@ -179,6 +182,15 @@ def purge_personal_data(session: Session, older_than_years: int, now: datetime) 
     )
     if old:
         responses = db.FeedbackResponse
+        result.addresses |= {
+            a.lower()
+            for a in session.scalars(
+                select(responses.respondent_email).where(
+                    responses.cycle_id.in_(old), responses.respondent_email.is_not(None)
+                )
+            )
+            if a
+        }
         result.responses = session.execute(  # type: ignore[attr-defined]
             update(responses)
             .where(responses.cycle_id.in_(old), responses.respondent_email.is_not(None))
@@ -204,6 +216,7 @@ def purge_personal_data(session: Session, older_than_years: int, now: datetime) 
                 messages.dedupe_key.not_like("purged:%"),
             )
         ):
+            result.addresses |= {a.lower() for a in message.recipients}
             message.raw, message.recipients, message.receipt = b"", [], None
             message.dedupe_key = f"purged:{message.id}"
             if message.state == "sent":
@@ -226,6 +239,7 @@ def purge_personal_data(session: Session, older_than_years: int, now: datetime) 
         )
     ):
         gone.add(contact.email.lower())
+        result.addresses.add(contact.email.lower())
         contact.name = REDACTED
         contact.email = f"poistettu-{contact.id}@poistettu.invalid"
         result.contacts += 1

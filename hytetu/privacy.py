@@ -5,7 +5,8 @@ contact rows (name, organisation, role), the feedback responses given with that 
 and their answers, the invitations and messages sent to it (subject, date, purpose, state;
 not the stored copies), and the audit entries that name it. The address is compared
 case-insensitively, always as a bound parameter. Retention (deleting old cycles' personal
-data) is ``hytetu.feedback.purge_personal_data``.
+data) is ``hytetu.feedback.purge_personal_data`` in the database, then ``purge_copies``
+for the copies outside it (the output folder, the form exports, Prefect's artifacts).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
 from hytetu import db
-from hytetu.feedback import EMAIL_IN_TEXT
+from hytetu.feedback import EMAIL_IN_TEXT, REGISTRY_PURPOSES, PurgeResult
 
 FORMAT = "hytetu-personal-data/1"
 
@@ -207,3 +208,203 @@ def record_export(session: Session, data: PersonalData, actor: str = "hytetu") -
 def write_export(data: PersonalData, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(data.to_json(), encoding="utf-8")
+
+
+# --- retention outside the database ---------------------------------------------------------
+
+
+@dataclass
+class CopiesPurged:
+    """What ``purge_copies`` removed outside the database, and what it could not reach."""
+
+    messages: list[str] = field(default_factory=list)  # .eml files deleted
+    calendars: list[str] = field(default_factory=list)  # .ics feeds deleted
+    exports: list[str] = field(default_factory=list)  # form exports deleted
+    artifacts: int = 0  # Prefect artifacts deleted
+    artifacts_checked: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def purge_copies(
+    session: Session,
+    out: Path,
+    purged: PurgeResult,
+    first_kept_year: int,
+    now: datetime,
+    prefect: bool = True,
+) -> CopiesPurged:
+    """After ``purge_personal_data``: the copies of the purged data outside the database.
+
+    Deleted, not redacted: each is a copy whose content the database keeps as far as
+    retention allows, and a redacted mail, feed or export would be a forgery of the
+    original. In ``out`` (searched below it, for every region): the ``.eml`` files of the
+    messages whose stored copy was purged (found by their Message-ID header; registry
+    letters stay, as in the database) and the calendar feeds ``calendars/<year>-*.ics``
+    of the purged cycles (their sessions are years past). In a purged cycle's config
+    folder ``feedback/``: the exports imported for that cycle only; any other file there
+    is reported, not touched, and so is a config folder under git (its history keeps
+    them). In Prefect: every artifact that names a purged address, or that was made
+    before ``first_kept_year`` and names any address but a registry's (Prefect's logs
+    cannot be deleted through its API: reported)."""
+    done = CopiesPurged()
+    out = Path(out)
+    messages = db.OutgoingMessage
+    gone_ids = set(
+        session.scalars(select(messages.message_id).where(messages.dedupe_key.like("purged:%")))
+    )
+    if out.is_dir():
+        for path in sorted(out.rglob("*.eml")):
+            if _message_id(path) in gone_ids:
+                path.unlink(missing_ok=True)
+                done.messages.append(str(path))
+    old = list(session.scalars(select(db.Cycle).where(db.Cycle.year < first_kept_year)))
+    if out.is_dir():
+        for cycle in old:
+            for path in sorted(out.rglob(f"calendars/{cycle.year}-*.ics")):
+                path.unlink(missing_ok=True)
+                done.calendars.append(str(path))
+    _purge_exports(session, old, done)
+    if prefect:
+        registry = {
+            a.lower()
+            for m in session.scalars(
+                select(messages).where(messages.purpose.in_(REGISTRY_PURPOSES))
+            )
+            for a in m.recipients
+        }
+        boundary = datetime(first_kept_year, 1, 1, tzinfo=now.tzinfo)
+        _purge_artifacts(purged.addresses - _kept_addresses(session, old), registry, boundary, done)
+    else:
+        done.warnings.append("Prefect's artifacts were not checked (--no-prefect)")
+    return done
+
+
+def _message_id(path: Path) -> str | None:
+    from email.parser import BytesHeaderParser
+    from email.policy import default
+
+    try:
+        with path.open("rb") as f:
+            headers = BytesHeaderParser(policy=default).parse(f)
+    except (OSError, ValueError):
+        return None
+    value = headers.get("message-id")
+    return str(value).strip() if value else None
+
+
+def _kept_addresses(session: Session, old: list[db.Cycle]) -> set[str]:
+    """Addresses the database still holds: the config's active contacts and everything
+    of the kept cycles (an artifact naming one of them is not purged for it)."""
+    old_ids = [c.id for c in old]
+    kept = {a.lower() for a in session.scalars(select(db.Contact.email)) if a}
+    responses = db.FeedbackResponse
+    kept |= {
+        a.lower()
+        for a in session.scalars(
+            select(responses.respondent_email).where(responses.cycle_id.not_in(old_ids))
+        )
+        if a
+    }
+    for recipients in session.scalars(
+        select(db.OutgoingMessage.recipients).where(db.OutgoingMessage.cycle_id.not_in(old_ids))
+    ):
+        kept |= {a.lower() for a in recipients}
+    return kept
+
+
+def _purge_exports(session: Session, old: list[db.Cycle], done: CopiesPurged) -> None:
+    from hytetu.errors import FeedbackImportError
+    from hytetu.feedback_import import FEEDBACK_FOLDER, SUFFIXES, file_digest
+
+    imports = db.FeedbackImport
+    old_ids = {c.id for c in old}
+    kept_digests = set(
+        session.scalars(select(imports.sha256).where(imports.cycle_id.not_in(old_ids)))
+    )
+    kept_folders = {
+        str(Path(c.config_folder).resolve())
+        for c in session.scalars(select(db.Cycle).where(db.Cycle.id.not_in(old_ids)))
+    }
+    for cycle in old:
+        folder = Path(cycle.config_folder) / FEEDBACK_FOLDER
+        if not folder.is_dir():
+            continue
+        imported = set(session.scalars(select(imports.sha256).filter_by(cycle_id=cycle.id)))
+        shared = str(Path(cycle.config_folder).resolve()) in kept_folders
+        for path in sorted(p for p in folder.iterdir() if p.is_file()):
+            if path.suffix.lower() not in SUFFIXES:
+                continue
+            try:
+                digest = file_digest(path)
+            except FeedbackImportError:  # unreadable: reported below, the purge goes on
+                digest = ""
+            if digest in kept_digests:
+                continue
+            if digest in imported and not shared:
+                path.unlink(missing_ok=True)
+                done.exports.append(str(path))
+            else:
+                done.warnings.append(
+                    f"{path}: not removed (not an export imported for the purged cycle "
+                    f"{cycle.year} alone); delete it if it holds personal data"
+                )
+        git = next((p for p in (folder, *folder.parents) if (p / ".git").exists()), None)
+        if git is not None and done.exports:
+            done.warnings.append(
+                f"{git} is a git repository: the deleted exports stay in its history until "
+                "it is rewritten (e.g. git filter-repo --invert-paths --path feedback/...)"
+            )
+
+
+def _purge_artifacts(
+    purged: set[str], registry: set[str], boundary: datetime, done: CopiesPurged
+) -> None:
+    import asyncio
+
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        done.warnings.append(
+            "no Prefect API is configured (PREFECT_API_URL): Prefect's artifacts were not "
+            "checked; run the purge again with it set to the server the flows ran on (the "
+            "demo's runs are in its local Prefect home: `prefect server start`)"
+        )
+        return
+    try:
+        asyncio.run(_purge_artifacts_async(purged, registry, boundary, done))
+    except Exception as e:  # no server, or a refusal: the database purge still stands
+        done.warnings.append(
+            f"Prefect's artifacts not reached ({type(e).__name__}: {str(e)[:200]}); run "
+            "the purge again where the Prefect API (PREFECT_API_URL) answers"
+        )
+        return
+    done.warnings.append(
+        "Prefect's flow-run logs cannot be deleted through its API on their own: delete "
+        "the purged cycles' flow runs (with their logs) in the UI or with "
+        "`prefect flow-run delete ID`"
+    )
+
+
+async def _purge_artifacts_async(
+    purged: set[str], registry: set[str], boundary: datetime, done: CopiesPurged
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        offset, doomed = 0, []
+        while True:
+            page = await client.read_artifacts(limit=200, offset=offset)
+            if not page:
+                break
+            offset += len(page)
+            for artifact in page:
+                done.artifacts_checked += 1
+                text = _text(artifact.data) + " " + (artifact.description or "")
+                named = {a.lower() for a in EMAIL_IN_TEXT.findall(text)}
+                created = artifact.created
+                early = created is not None and created < boundary
+                if named & purged or (early and named - registry):
+                    doomed.append(artifact.id)
+        for artifact_id in doomed:
+            await client.delete_artifact(artifact_id)
+            done.artifacts += 1

@@ -526,3 +526,91 @@ def test_export_of_one_persons_data(
     data = json.loads(unknown.stdout)
     assert all(data[k] == [] for k in ("contacts", "feedback_responses", "messages"))
     assert "nothing is stored about" in unknown.output
+
+
+# --- the purge reaches the copies outside the database ------------------------------------
+
+RESPONDENT = "asukas.jyvaskyla@posti.example"  # in the example's CSV export, no contact
+
+
+def test_purge_deletes_the_copies_in_files_and_prefect(
+    prefect_api: None, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 2025 cycle, purged: its .eml files, calendar feeds, imported form exports and
+    the Prefect artifacts naming its respondents go; registry letters, other files and
+    artifacts naming only current contacts stay, and what is left is reported."""
+    from email import policy
+    from email.parser import BytesParser
+
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+    from prefect.client.orchestration import get_client
+
+    config, out = tmp_path / "config", tmp_path / "out"
+    shutil.copytree(EXAMPLE, config)
+    (config / ".git").mkdir()  # the config folder kept in git, as counties do
+    phases.load(config, sqlite_url)
+    phases.run_invitations(helsinki("2025-10-02 07:00"), out, sqlite_url)
+    phases.run_feedback_step("open", helsinki("2025-10-23 07:00"), out, sqlite_url)
+    import_examples(sqlite_url)
+    notes = config / "feedback" / "muistiinpanot.csv"  # not an export hytetu imported
+    notes.write_text("Vastausaika;Näkemys\n", encoding="utf-8")
+    letter = out / "outbox" / "kirjaamo-jamsa.eml"  # a registry letter: the record stays
+    letter.write_bytes(
+        b"Message-ID: <memo.2025.jamsa@hyvaks.example>\r\nTo: kirjaamo@jamsa.example\r\n"
+        b"Subject: Muistio\r\n\r\nLiitteena muistio.\r\n"
+    )
+    emls = sorted((out / "outbox").glob("*.eml"))
+    assert len(emls) > 10
+    assert any(PAIVI in p.read_bytes().decode("utf-8", "replace") for p in emls)
+    feeds = sorted((out / "calendars").glob("2025-*.ics"))
+    assert feeds
+    exports = sorted(p for p in (config / "feedback").iterdir() if p.suffix in (".csv", ".xlsx"))
+    named = create_table_artifact(
+        [{"recipient": RESPONDENT, "state": "sent"}], key="test-purge-named"
+    )
+    current = create_markdown_artifact(f"Kutsu: {PAIVI}", key="test-purge-current")
+    plain = create_markdown_artifact("36 vastausta tuotu", key="test-purge-plain")
+
+    monkeypatch.setenv("HYTETU_DATABASE_URL", sqlite_url)
+    years = str(datetime.now().year - 2026)  # 2025 is past the retention
+    result = CliRunner().invoke(app, ["purge", "--older-than-years", years, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "cycles purged: 2025;" in result.output
+    left = sorted((out / "outbox").glob("*.eml"))
+    assert left == [letter]  # every message to a person, gone; the registry letter kept
+    assert BytesParser(policy=policy.strict).parse(letter.open("rb"))["to"] == (
+        "kirjaamo@jamsa.example"
+    )
+    assert not list((out / "calendars").glob("2025-*.ics"))
+    assert f"{len(emls) - 1} .eml, {len(feeds)} .ics" in result.output
+    assert f"form exports deleted: {len(exports) - 1}" in result.output
+    assert [p for p in exports if p.exists()] == [notes]
+    assert f"warning: {notes}: not removed" in result.output
+    assert "is a git repository: the deleted exports stay in its history" in result.output
+
+    async def artifact_ids() -> set[Any]:
+        async with get_client() as client:
+            return {a.id for a in await client.read_artifacts(limit=200)}
+
+    import asyncio
+
+    remaining = asyncio.run(artifact_ids())
+    assert named not in remaining
+    assert {current, plain} <= remaining
+    assert "Prefect artifacts deleted: 1 of" in result.output
+    # again: nothing more to delete, and it says so
+    again = CliRunner().invoke(app, ["purge", "--older-than-years", years, "--out", str(out)])
+    assert "0 .eml, 0 .ics; form exports deleted: 0; Prefect artifacts deleted: 0" in again.output
+
+
+def test_purge_without_a_prefect_api_says_so(
+    loaded: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    monkeypatch.setenv("HYTETU_DATABASE_URL", loaded)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        result = CliRunner().invoke(app, ["purge", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "no Prefect API is configured (PREFECT_API_URL)" in result.output
