@@ -347,7 +347,8 @@ class OutgoingMessage(Base):
     subject: Mapped[str] = mapped_column(Text)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     memo_version_id: Mapped[int | None] = mapped_column(ForeignKey("memo_version.id"))
-    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending|sending|sent|failed
+    # pending | sending | sent | failed | skipped (a reminder whose point had passed)
+    state: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     receipt: Mapped[str | None] = mapped_column(Text)

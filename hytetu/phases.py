@@ -134,6 +134,37 @@ def _last_load(s: Any, folder: str, digest: str | None) -> dict[str, Any] | None
     return None
 
 
+def skip_stale_reminders(view: CycleView, as_of: datetime) -> list[str]:
+    """Mark ``skipped`` (with the reason) every reminder still waiting to be sent whose
+    point has passed: a session reminder once the session has begun, a feedback
+    reminder once the window has closed. A run that died, or a tick that did not run,
+    must not remind people of something over when it is recovered."""
+    M = db.OutgoingMessage
+    waiting = view.session.scalars(
+        select(M).where(
+            M.cycle_id == view.cycle.id,
+            M.state == "pending",
+            M.purpose.in_(("reminder", "feedback_reminder")),
+        )
+    )
+    starts = {s.key: s.start for s in view.sessions()}
+    skipped = []
+    for m in waiting:
+        if m.purpose == "reminder":
+            start = starts.get(m.dedupe_key.split(":")[2]) if m.dedupe_key.count(":") >= 3 else None
+            if start is None or as_of < start:
+                continue
+            reason = f"not sent: the session began at {view.local(start):%d.%m.%Y %H:%M}"
+        else:
+            closed = feedback.closes_at(view)
+            if as_of < closed:
+                continue
+            reason = f"not sent: the feedback window closed at {view.local(closed):%d.%m.%Y %H:%M}"
+        m.state, m.last_error = "skipped", reason
+        skipped.append(f"message {m.id}: {reason}")
+    return skipped
+
+
 def _deliver(url: str | None, out: Path, phase: str, region: str | None = None) -> PhaseReport:
     """Send the cycle's pending messages of ``phase``, and those a dead run left sending;
     no session stays open meanwhile."""
@@ -163,6 +194,7 @@ def run_invitations(
 ) -> PhaseReport:
     with db.session_scope(url) as s:
         view = cycle_view(s, region)
+        skipped = skip_stale_reminders(view, as_of)
         result = invitations.send_invitations(view, as_of)
         files = []
         folder = out / "calendars"
@@ -184,6 +216,7 @@ def run_invitations(
         files=files,
         sent=delivery.sent,
         failed=delivery.failed,
+        warnings=skipped,
         sent_ids=delivery.sent_ids,
     )
 
@@ -198,7 +231,9 @@ def run_feedback_step(
         "close": feedback.close_window,
     }[step]
     with db.session_scope(url) as s:
-        result = action(cycle_view(s, region), as_of)
+        view = cycle_view(s, region)
+        skipped = skip_stale_reminders(view, as_of)
+        result = action(view, as_of)
     phase = f"{step}_feedback"
     delivery = _deliver(url, out, phase, region) if phase in DELIVERS else PhaseReport(phase)
     return PhaseReport(
@@ -206,6 +241,7 @@ def run_feedback_step(
         did={"action": result.action, "notices": result.notices},
         sent=delivery.sent,
         failed=delivery.failed,
+        warnings=skipped,
         sent_ids=delivery.sent_ids,
     )
 

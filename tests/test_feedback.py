@@ -138,3 +138,24 @@ def test_serve_feedback_command_exists() -> None:
     result = CliRunner().invoke(app, ["serve-feedback", "--help"])
     assert result.exit_code == 0
     assert "--host" in result.output and "127.0.0.1" in result.output and "--port" in result.output
+
+
+def test_a_feedback_reminder_left_pending_is_skipped_after_the_window_closed(
+    loaded: str, tmp_path: Path
+) -> None:
+    """Queued on 13.12., the run died before sending; the next tick is after the deadline
+    day: the reminders are marked skipped with the reason, nothing is sent."""
+    out = tmp_path / "out"
+    phases.run_feedback_step("open", helsinki("2025-10-23 07:00"), out, loaded)
+    with db.session_scope(loaded) as s:
+        queued = feedback.remind(cycle_view(s), helsinki("2025-12-13 07:00"))
+    assert queued.notices > 0
+    sent_before = len(list((out / "outbox").glob("*.eml")))
+    report = phases.run_feedback_step("close", helsinki("2025-12-20 07:00"), out, loaded)
+    assert len(report.warnings) == queued.notices
+    assert all("the feedback window closed at 20.12.2025 00:00" in w for w in report.warnings)
+    with db.session_scope(loaded) as s:
+        rows = s.scalars(select(db.OutgoingMessage).filter_by(purpose="feedback_reminder"))
+        assert {r.state for r in rows} == {"skipped"}
+    assert len(list((out / "outbox").glob("*.eml"))) == sent_before
+    assert "remind_feedback" not in phases.due_phases(helsinki("2025-12-20 08:00"), loaded)

@@ -358,3 +358,42 @@ def test_plain_html_and_description_say_the_same(loaded: str, tmp_path: Path) ->
             "Lisätietoja: Hyte-koordinaattori Sanna Lahtinen, puh. +358 40 000 1234",
         ):
             assert needle in text, f"{name}: {needle!r}"
+
+
+def test_reminders_left_pending_by_a_crash_are_skipped_once_the_session_began(
+    loaded: str, tmp_path: Path
+) -> None:
+    """The reminders of the 23.10. session were queued on 16.10. and the run died before
+    sending them; the next tick runs on 24.10.: they are marked skipped with the reason,
+    not sent a day late, and the rest of the queue still goes."""
+    from sqlalchemy import select
+
+    from hytetu import db, invitations
+    from hytetu.state import cycle_view
+
+    out = tmp_path / "out"
+    phases.run_invitations(helsinki("2025-10-02 07:00"), out, loaded)
+    with db.session_scope(loaded) as s:  # queued, then the process was killed
+        result = invitations.send_invitations(cycle_view(s), helsinki("2025-10-16 07:00"))
+    assert result.reminders > 0
+    before = {p.name for p in (out / "outbox").glob("*.eml")}
+    report = phases.run_invitations(helsinki("2025-10-24 07:00"), out, loaded)
+    assert len(report.warnings) == result.reminders
+    assert all("not sent: the session began at 23.10.2025 09:00" in w for w in report.warnings)
+    with db.session_scope(loaded) as s:
+        first = s.scalars(
+            select(db.MeetingSession).filter_by(start=helsinki("2025-10-23 09:00"))
+        ).one()
+        rows = s.scalars(select(db.OutgoingMessage).filter_by(purpose="reminder")).all()
+        of_first = [r for r in rows if f":{first.key}:" in r.dedupe_key]
+        assert len(of_first) == result.reminders
+        assert {r.state for r in of_first} == {"skipped"}
+        assert all(r.last_error and "session began" in r.last_error for r in of_first)
+        # the reminders due on 24.10. (for the 30.10. session) are sent as usual
+        assert {r.state for r in rows if r not in of_first} <= {"sent"}
+        skipped_ids = {r.message_id for r in of_first}
+    new = [p for p in (out / "outbox").glob("*.eml") if p.name not in before]
+    assert report.sent == len(new) and new
+    for p in new:
+        message = email.message_from_bytes(p.read_bytes(), policy=policy.strict)
+        assert message["message-id"] not in skipped_ids
