@@ -134,7 +134,7 @@ def _simulate(url: str, out: Path, ticks: list[datetime], echo: Callable[[str], 
     from flows.annual_cycle import annual_cycle
 
     for at in ticks:
-        due = annual_cycle(as_of=at, out_dir=str(out))
+        due = annual_cycle(as_of=at.isoformat(), out_dir=str(out))
         echo(f"{at:%Y-%m-%d}: {', '.join(due) if due else 'nothing due'}")
     with db.session_scope(url) as s:
         view = cycle_view(s)
@@ -151,7 +151,7 @@ def _simulate(url: str, out: Path, ticks: list[datetime], echo: Callable[[str], 
         )
     echo(f"{approve_at:%Y-%m-%d}: {len(drafts)} memos approved (simulated coordinator)")
     dispatch_at = approve_at + timedelta(hours=1)
-    due = annual_cycle(as_of=dispatch_at, out_dir=str(out))
+    due = annual_cycle(as_of=dispatch_at.isoformat(), out_dir=str(out))
     echo(f"{dispatch_at:%Y-%m-%d}: {', '.join(due) if due else 'nothing due'}")
     return summary(url, out)
 

@@ -11,8 +11,8 @@ from tasks.reporting import publish
 
 
 def _step(step: str, as_of: str | None, out_dir: str | None, region: str | None) -> dict:
-    as_of = resolve_as_of(as_of, region=region)
-    report = phases.feedback_step(step, as_of, out_dir or default_out_dir(), region)
+    at = resolve_as_of(as_of, region=region)
+    report = phases.feedback_step(step, at, out_dir or default_out_dir(), region)
     publish(report, region)
     return report
 

@@ -886,7 +886,8 @@ def display_names(view: CycleView) -> dict[str, str]:
     """Priority areas', service areas' and groups' keys to their names in the region's
     language, for tables a coordinator reads."""
     pas, sas, _ = view.matrix()
-    names = {a.key: view.text(a.name) for a in [*pas, *sas]}
+    names = {a.key: view.text(a.name) for a in pas}
+    names |= {a.key: view.text(a.name) for a in sas}
     names |= {s.group.key: view.text(s.group.name) for s in view.sessions() if s.group}
     return names
 

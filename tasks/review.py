@@ -19,7 +19,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterState,
     FlowRunFilterStateType,
 )
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.context import FlowRunContext
 from prefect.deployments import run_deployment
@@ -97,7 +97,7 @@ def start_review(out_dir: str, region: str | None = None, as_of: str | None = No
         )
     name = os.environ.get(REVIEW_DEPLOYMENT_ENV, "").strip() or REVIEW_DEPLOYMENT
     try:
-        run = run_deployment(
+        run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync in a sync task
             name=name,
             parameters={"out_dir": out_dir, "region": region, "as_of": as_of},
             timeout=0,
