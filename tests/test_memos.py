@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 from conftest import EXAMPLE, add_finding, helsinki, prefect_artifacts
+from pdf_layout import misbroken_in_pdf
 from pypdf import PdfReader
 from sqlalchemy import select
 
 from hytetu import db, memos, phases
 from hytetu.errors import StateError
-from hytetu.render import PdfJob, html_to_pdfs
+from hytetu.render import TEMPLATES, PdfJob, html_to_pdf, html_to_pdfs
 from hytetu.state import cycle_view
 
 JAMSA = "2025-muistio-jamsa-keuruu-multia-petajavesi.pdf"
@@ -164,6 +165,46 @@ def test_summary_matrix_pages_are_landscape_with_five_columns(year) -> None:
         assert heading in text
 
 
+def test_list_items_break_lines_only_where_the_next_word_does_not_fit(year) -> None:
+    # Issue 18: the summary's group pages broke "työ- / ja / toimintakyvyn" although "ja"
+    # and more would have fitted. Measured on the words' positions, in every document.
+    url, _ = year
+    with db.session_scope(url) as s:
+        versions = memos.latest_versions(cycle_view(s))
+        pdfs = {v.filename: v.pdf for v in versions}
+    assert SUMMARY in pdfs and JAMSA in pdfs
+    for filename, pdf in pdfs.items():
+        assert misbroken_in_pdf(pdf) == [], filename
+
+
+def test_layout_check_sees_the_break_that_weasyprint_makes_after_a_trailing_space() -> None:
+    # The check must be able to fail: the old markup, a finding's text ending in a no-break
+    # space before its count's span, breaks badly in WeasyPrint at some widths; the
+    # templates' markup (the space inside the span) does not, at the same widths.
+    css = (TEMPLATES / "_partials" / "document.css").read_text(encoding="utf-8")
+    texts = (
+        "Työ- ja toimintakyvyn arviointi ja tuki työttömille ja työelämän ulkopuolella oleville",
+        "Koulujen on edistettävä liikunnallista elämäntapaa, ja perusopetuslain muutos on tässä "
+        "otettava huomioon.",
+        "Personer med funktionsnedsättning behöver stöd i vardagen",
+    )
+
+    def pdf(count: str) -> bytes:
+        """The items on pages whose text is 40, 41, ... 70 mm wide (margins 22 + 20 mm)."""
+        widths = range(40, 71)
+        pages = "".join(
+            f"@page w{w} {{ size: {w + 42}mm 150mm; }} .w{w} {{ page: w{w}; }}" for w in widths
+        )
+        items = "".join(f"<li>{t}{count}</li>" for t in texts)
+        boxes = "".join(f'<div class="w{w}"><ul>{items}</ul></div>' for w in widths)
+        html = f"<html lang='fi'><style>{css} {pages}</style><body>{boxes}</body></html>"
+        return html_to_pdf(html, title="t", language="fi", author="a", subject="s")
+
+    old = misbroken_in_pdf(pdf('&nbsp;<span class="count">(Työikäisten palvelut)</span>'))
+    assert len(old) >= 10 and any(" " not in line for _, line, _ in old)  # "stöd" alone
+    assert misbroken_in_pdf(pdf('<span class="count">&nbsp;(Työikäisten palvelut)</span>')) == []
+
+
 # --- languages and the region's own templates -------------------------------------------
 
 
@@ -193,6 +234,7 @@ def test_bilingual_region_gets_swedish_documents_too(own_year) -> None:
         assert _normal(finding) in text
     _, summary, _ = _version(url, SUMMARY_SV)
     assert "Sammandrag" in _text(summary)
+    assert misbroken_in_pdf(summary) == []  # "Personer / med / funktionsnedsättning"
     assert (base / "out" / "memos" / JAMSA_SV).exists()
 
     # Dispatched, the Swedish memo carries a Swedish cover letter; the Finnish one a Finnish.
