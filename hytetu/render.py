@@ -24,9 +24,21 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined,
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 #: The PDF flavour of every document: PDF/A-3 level U (archivable, Unicode text) with a
-#: tagged structure tree. WeasyPrint writes one variant at a time, so PDF/UA is not
-#: claimed in the identification; the tags, /Lang and the title are there for it.
+#: tagged structure tree, /Lang, the title shown (DisplayDocTitle). WeasyPrint writes one
+#: variant at a time; the PDF/UA-1 identification and ``dc:language`` are added to its XMP
+#: by ``_with_pdfua`` (see docs/documents.md for what is and is not checked).
 PDF_VARIANT = "pdf/a-3u"
+PDFUA_PART = 1
+
+_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+_XMP_NS = {
+    "rdf": _RDF,
+    "dc": "http://purl.org/dc/elements/1.1/",
+    "pdfuaid": "http://www.aiim.org/pdfua/ns/id/",
+    "pdfaExtension": "http://www.aiim.org/pdfa/ns/extension/",
+    "pdfaSchema": "http://www.aiim.org/pdfa/ns/schema#",
+    "pdfaProperty": "http://www.aiim.org/pdfa/ns/property#",
+}
 
 
 class _QuietFontFallback(logging.Filter):
@@ -119,8 +131,63 @@ def _url_fetcher() -> Any:
     return TemplatesOnly(allowed_protocols=("file", "data"), allow_redirects=False)
 
 
+def _pdfua_rdf(rdf: bytes, language: str) -> bytes:
+    """WeasyPrint's XMP ``rdf:RDF`` with the PDF/UA identification (``pdfuaid:part``) and
+    the document's language (``dc:language``) added, in the same ``rdf:RDF`` (readers such
+    as pypdf read only the first). PDF/A allows a property outside its predefined schemas
+    only with an extension schema describing it, so pdfuaid's is declared too (as ISO
+    14289-1 and the PDF/A Competence Center's guidance give it)."""
+    from xml.etree.ElementTree import SubElement, fromstring, register_namespace, tostring
+
+    for prefix, uri in _XMP_NS.items():
+        register_namespace(prefix, uri)
+
+    def q(name: str) -> str:
+        prefix, local = name.split(":")
+        return f"{{{_XMP_NS[prefix]}}}{local}"
+
+    root = fromstring(rdf)
+    ua = SubElement(root, q("rdf:Description"), {q("rdf:about"): ""})
+    SubElement(ua, q("pdfuaid:part")).text = str(PDFUA_PART)
+    dc = SubElement(root, q("rdf:Description"), {q("rdf:about"): ""})
+    bag = SubElement(SubElement(dc, q("dc:language")), q("rdf:Bag"))
+    SubElement(bag, q("rdf:li")).text = language
+    ext = SubElement(root, q("rdf:Description"), {q("rdf:about"): ""})
+    schemas = SubElement(SubElement(ext, q("pdfaExtension:schemas")), q("rdf:Bag"))
+    schema = SubElement(schemas, q("rdf:li"), {q("rdf:parseType"): "Resource"})
+    for field, value in (
+        ("schema", "PDF/UA Universal Accessibility Schema"),
+        ("namespaceURI", _XMP_NS["pdfuaid"]),
+        ("prefix", "pdfuaid"),
+    ):
+        SubElement(schema, q(f"pdfaSchema:{field}")).text = value
+    props = SubElement(SubElement(schema, q("pdfaSchema:property")), q("rdf:Seq"))
+    prop = SubElement(props, q("rdf:li"), {q("rdf:parseType"): "Resource"})
+    for field, value in (
+        ("name", "part"),
+        ("valueType", "Integer"),
+        ("category", "internal"),
+        ("description", "Indicates, which part of ISO 14289 standard is followed"),
+    ):
+        SubElement(prop, q(f"pdfaProperty:{field}")).text = value
+    return tostring(root, encoding="utf-8")
+
+
+def _with_pdfua(metadata: Any, language: str) -> None:
+    """Make WeasyPrint's metadata write the PDF/UA identification and dc:language into
+    its XMP. WeasyPrint (70) has no option for either while it writes PDF/A; its
+    ``xmp_metadata`` would add a second ``rdf:RDF``, which XMP readers ignore."""
+    generate = metadata.generate_rdf_metadata
+
+    def generate_rdf_metadata(*args: Any, **kwargs: Any) -> bytes:
+        return _pdfua_rdf(generate(*args, **kwargs), language)
+
+    metadata.generate_rdf_metadata = generate_rdf_metadata
+
+
 def html_to_pdf(html: str, *, title: str, language: str, author: str, subject: str) -> bytes:
-    """A PDF/A-3u document (archivable, text extractable), tagged for accessibility."""
+    """A PDF/A-3u document (archivable, text extractable), tagged for accessibility and
+    identified as PDF/UA-1."""
     from weasyprint import HTML  # imported here: it is slow to import and only renders need it
 
     fetcher = _url_fetcher()
@@ -129,6 +196,7 @@ def html_to_pdf(html: str, *, title: str, language: str, author: str, subject: s
     document.metadata.authors = [author]
     document.metadata.description = subject
     document.metadata.lang = language
+    _with_pdfua(document.metadata, language)
     return document.write_pdf(pdf_variant=PDF_VARIANT, pdf_tags=True, uncompressed_pdf=False)
 
 

@@ -132,6 +132,18 @@ def test_pdf_metadata_and_pdfa_identification(year) -> None:
         assert re.search(r'pdfaid:part(="|>)3', xmp)
         assert re.search(r'pdfaid:conformance(="|>)U', xmp)
         assert title in xmp and "Keski-Suomen hyvinvointialue" in xmp
+        # PDF/UA-1 identification and the language, read back by pypdf's XMP parser (which
+        # reads only the first rdf:RDF: they must be in the same one), and pdfuaid declared
+        # as a PDF/A extension schema.
+        meta_xmp = reader.xmp_metadata
+        assert meta_xmp is not None and meta_xmp.dc_language == ["fi"]
+        assert meta_xmp.dc_title == {"x-default": title}
+        rdf = meta_xmp.rdf_root
+        parts = rdf.getElementsByTagNameNS("http://www.aiim.org/pdfua/ns/id/", "part")
+        assert [n.firstChild.data for n in parts] == ["1"]
+        prefixes = rdf.getElementsByTagNameNS("http://www.aiim.org/pdfa/ns/schema#", "prefix")
+        assert [n.firstChild.data for n in prefixes] == ["pdfuaid"]
+        assert root["/ViewerPreferences"]["/DisplayDocTitle"]  # a BooleanObject
         first = reader.pages[0].mediabox
         assert (round(float(first.width)), round(float(first.height))) == (595, 842)  # A4
 
@@ -226,6 +238,7 @@ def test_bilingual_region_gets_swedish_documents_too(own_year) -> None:
     _, pdf, _ = _version(url, JAMSA_SV)
     reader = PdfReader(io.BytesIO(pdf))
     assert reader.trailer["/Root"]["/Lang"] == "sv"
+    assert reader.xmp_metadata is not None and reader.xmp_metadata.dc_language == ["sv"]
     assert reader.metadata.title == "Promemoria: Jämsä, Keuruu, Multia ja Petäjävesi"
     text = _text(pdf)
     for word in ("Deltagare", "Bakgrund", "Program", "Fortsatta åtgärder", "även på annat håll"):
