@@ -327,6 +327,11 @@ class MemoVersion(Base):
     html: Mapped[str] = mapped_column(Text)
     pdf: Mapped[bytes] = mapped_column(LargeBinary)
     filename: Mapped[str] = mapped_column(String(200))
+    # A group memo's annex: the feedback responses verbatim (PDF/A, sent with the memo) and
+    # the same as CSV for the county's own use. Approved and frozen with the memo.
+    annex_filename: Mapped[str | None] = mapped_column(String(200))
+    annex_pdf: Mapped[bytes | None] = mapped_column(LargeBinary)
+    annex_csv: Mapped[bytes | None] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(20), default="draft")  # draft|approved|rejected
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[datetime | None]

@@ -56,6 +56,7 @@ class DispatchPlan:
     superseded: int = 0
     waiting_approval: list[str] | None = None
     problems: list[str] = field(default_factory=list)  # letters not queued, and why
+    notes: list[str] = field(default_factory=list)  # letters queued without their annex, and why
 
 
 def dispatch_settings(view: CycleView) -> DispatchSettings:
@@ -92,6 +93,26 @@ def check_attachments(attachments: list[Attachment], limit_mb: float) -> str | N
             f"{limit_mb:g} MB (dispatch.max_attachment_mb in cycle.yaml); not sent"
         )
     return None
+
+
+def letter_attachments(
+    version: db.MemoVersion, limit_mb: float
+) -> tuple[list[Attachment], str | None]:
+    """The memo and its annex (the feedback verbatim), when both fit in ``limit_mb``
+    together; else the memo alone, and why the annex was left out (the cover letter says
+    so too, and where to ask for it)."""
+    memo = Attachment(version.filename, version.pdf)
+    if not version.annex_filename or version.annex_pdf is None:
+        return [memo], None
+    annex = Attachment(version.annex_filename, version.annex_pdf)
+    total = len(memo.content) + len(annex.content)
+    if total <= limit_mb * 1024 * 1024 or len(memo.content) > limit_mb * 1024 * 1024:
+        return [memo, annex], None
+    return [memo], (
+        f"{annex.filename} ({len(annex.content) / 1024 / 1024:.1f} MB) not attached to "
+        f"{memo.filename}: together {total / 1024 / 1024:.1f} MB, over the limit of "
+        f"{limit_mb:g} MB (dispatch.max_attachment_mb in cycle.yaml); the letter says so"
+    )
 
 
 @dataclass(frozen=True)
@@ -192,11 +213,13 @@ def queue_letters(
         earlier = {v.id: v for v in approved[:-1]}
         if earlier:
             plan.superseded += _supersede(s, list(earlier), version)
-        attachments = [Attachment(version.filename, version.pdf)]
+        attachments, annex_left_out = letter_attachments(version, settings.max_attachment_mb)
         problem = check_attachments(attachments, settings.max_attachment_mb)
         if problem is not None:
             plan.problems.append(problem)
             continue
+        if annex_left_out:
+            plan.notes.append(annex_left_out)
         for r in _recipients(view, memo, settings):
             key = f"memo:{version.id}:{r.key}"
             replaces = _replaced(s, earlier, r.key) if earlier else None
@@ -206,7 +229,17 @@ def queue_letters(
                 dedupe_key=key,
                 purpose="memo",
                 sender_email=view.region.sender_email,
-                build=partial(_letter, view, memo, version, r, replaces, attachments, as_of),
+                build=partial(
+                    _letter,
+                    view,
+                    memo,
+                    version,
+                    r,
+                    replaces,
+                    attachments,
+                    bool(annex_left_out),
+                    as_of,
+                ),
                 memo_version_id=version.id,
             )
             if created:
@@ -249,6 +282,7 @@ def _letter(
     r: Recipient,
     replaces: str | None,
     attachments: list[Attachment],
+    annex_left_out: bool,
     as_of: datetime,
     message_id: str,
 ) -> EmailMessage:
@@ -264,6 +298,8 @@ def _letter(
         "reference": view.cycle.reference,
         "replaces": replaces,
         "filename": version.filename,
+        "annex": version.annex_filename if not annex_left_out else None,
+        "annex_left_out": version.annex_filename if annex_left_out else None,
         "contact": view.contact(language),
         "sender": view.sender_name(language),
         "sender_email": view.region.sender_email,

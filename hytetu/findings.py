@@ -60,6 +60,27 @@ def matcher(view: CycleView, texts: list[str]) -> Matcher:
     return Matcher(corpus, tuple(view.region.languages or ["fi"]))
 
 
+def representatives(texts: list[str], m: Matcher, k: int = 3) -> list[int]:
+    """The indexes of up to ``k`` of ``texts`` that stand for the rest (a memo's quotes of
+    one cell's feedback), by the compilation's own similarity: first the text most alike
+    to all the others (the most central), then each time the one that adds most to how
+    well every text is matched by some chosen one (greedy coverage), so that a second
+    quote says something the first did not. Ties go to the earlier text. In the order
+    chosen."""
+    if not texts:
+        return []
+    sim = m.similarities(texts)
+    covered = np.zeros(len(texts))
+    chosen: list[int] = []
+    for _ in range(min(k, len(texts))):
+        gain = np.maximum(sim, covered[:, None]).sum(axis=0) - covered.sum()
+        gain[chosen] = -1.0
+        best = int(np.argmax(gain))
+        chosen.append(best)
+        covered = np.maximum(covered, sim[:, best])
+    return chosen
+
+
 def cluster(
     items: list[_Item], m: Matcher, threshold: float = MERGE_THRESHOLD
 ) -> list[list[_Item]]:

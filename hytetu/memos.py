@@ -11,7 +11,9 @@ approved version never changes.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -23,11 +25,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hytetu import db, reports
+from hytetu import db, findings, reports
 from hytetu.errors import StateError
 from hytetu.feedback import PRIVATE_TYPES
+from hytetu.language import Matcher
 from hytetu.mail import slug
 from hytetu.render import PdfJob, html_to_pdfs
+from hytetu.safe import csv_row
 from hytetu.state import CycleView, cycle_view
 
 #: The order in which participants are listed, by the ``type`` of the notes' attendees.
@@ -57,6 +61,51 @@ def document_filename(year: int, kind: str, name: str, language: str) -> str:
     word = _TITLES.get(language, _TITLES["fi"])[kind].lower()
     suffix = "" if language == "fi" else f"-{slug(language)}"
     return f"{year}-{word}-{slug(name)}{suffix}.pdf"
+
+
+#: How many responses of a cell a memo quotes; the annex has them all.
+QUOTES = 3
+
+#: The annex's word in its file name, per language: ``2025-muistio-jamsa-liite.pdf``.
+_ANNEX_WORD = {"fi": "liite", "sv": "bilaga"}
+_ANNEX_TITLE = {"fi": "Liite", "sv": "Bilaga"}
+#: The annex CSV's columns, per language (the county's own use: Excel in Finland reads a
+#: semicolon-separated UTF-8 file with a byte order mark as it is).
+_ANNEX_COLUMNS = {
+    "fi": [
+        "painopiste",
+        "palvelualue",
+        "vastaaja",
+        "vastaajaryhmä",
+        "saapunut",
+        "myöhässä",
+        "lainattu muistiossa",
+        "palaute",
+    ],
+    "sv": [
+        "prioritetsområde",
+        "serviceområde",
+        "respondent",
+        "respondentgrupp",
+        "inkommen",
+        "försenad",
+        "citerad i promemorian",
+        "respons",
+    ],
+}
+_YES = {"fi": ("kyllä", ""), "sv": ("ja", "")}
+
+
+def annex_filename(memo_filename: str, language: str) -> str:
+    """The annex's file name, from its memo's (``memos`` names the memo in its language):
+    the annex word of that language before the language suffix, if the memo has one.
+    ``2025-muistio-jamsa-keuruu.pdf`` → ``2025-muistio-jamsa-keuruu-liite.pdf``;
+    ``…-jamsa-keuruu-sv.pdf`` → ``…-jamsa-keuruu-bilaga-sv.pdf``."""
+    stem = memo_filename.removesuffix(".pdf")
+    suffix = f"-{slug(language)}"
+    tail = suffix if stem.endswith(suffix) else ""
+    stem = stem.removesuffix(tail)
+    return f"{stem}-{_ANNEX_WORD.get(language, _ANNEX_WORD['fi'])}{tail}.pdf"
 
 
 @dataclass
@@ -110,8 +159,115 @@ def participants_by_type(attendees: list[dict[str, Any]] | None) -> list[dict[st
     ]
 
 
+def feedback_matcher(view: CycleView) -> Matcher:
+    """The compilation's matcher, its word weights from this cycle's feedback responses."""
+    texts = view.session.scalars(
+        select(db.FeedbackResponse.text).filter_by(cycle_id=view.cycle.id)
+    ).all()
+    return findings.matcher(view, list(texts))
+
+
+def group_feedback(
+    view: CycleView,
+    result: dict[str, Any],
+    group_key: str,
+    language: str,
+    m: Matcher | None = None,
+) -> list[dict[str, Any]]:
+    """The feedback of a group's municipalities (or sent for the group), per goal cell in
+    the matrix's order and then the rest ("other"), as the compilation placed it: each
+    cell's responses, their count, and the ``QUOTES`` that stand for them
+    (``findings.representatives``)."""
+    s = next(x for x in view.sessions() if x.group is not None and x.group.key == group_key)
+    assert s.group is not None
+    members = {mu.key for mu in s.group.municipalities}
+    names = {mu.key: view.text(mu.name, language) for mu in s.group.municipalities}
+    cell_of = {
+        e["id"]: f"{cell['priority_area']}/{cell['service_area']}"
+        for cell in result["cells"]
+        for e in cell.get("feedback", [])
+    }
+    by_cell: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in view.session.scalars(
+        select(db.FeedbackResponse)
+        .filter_by(cycle_id=view.cycle.id)
+        .order_by(db.FeedbackResponse.received_at, db.FeedbackResponse.id)
+    ):
+        if (r.late and not r.include_late) or not (
+            r.municipality_key in members or r.group_key == group_key
+        ):
+            continue
+        by_cell[cell_of.get(r.id, "")].append(
+            {
+                # A resident's "organisation" may be their own name: never print it.
+                "org": (
+                    names.get(r.municipality_key or "", "")
+                    if r.respondent_type in PRIVATE_TYPES
+                    else r.respondent_org or names.get(r.municipality_key or "", "")
+                ),
+                "type": r.respondent_type or "other",
+                "text": r.text,
+                "received": view.local(r.received_at),
+                "late": r.late,
+                "quoted": False,
+            }
+        )
+    if not by_cell:
+        return []
+    m = m or feedback_matcher(view)
+    pas, sas, _ = view.matrix()
+    keys = [(f"{pa.key}/{sa.key}", pa, sa) for pa in pas for sa in sas]
+    out = []
+    for key, pa, sa in [*keys, ("", None, None)]:
+        responses = by_cell.get(key)
+        if not responses:
+            continue
+        chosen = findings.representatives([r["text"] for r in responses], m, QUOTES)
+        for i in chosen:
+            responses[i]["quoted"] = True
+        out.append(
+            {
+                "key": key,
+                "priority_area": view.text(pa.name, language) if pa else None,
+                "service_area": view.text(sa.name, language) if sa else None,
+                "count": len(responses),
+                "quotes": [responses[i] for i in sorted(chosen)],
+                "responses": responses,
+            }
+        )
+    return out
+
+
+def annex_csv(feedback: list[dict[str, Any]], language: str) -> bytes:
+    """The annex's responses as CSV: UTF-8 with a byte order mark, semicolons, CRLF, each
+    cell protected from running as a spreadsheet formula (``safe.csv_row``)."""
+    columns = _ANNEX_COLUMNS.get(language, _ANNEX_COLUMNS["fi"])
+    yes, no = _YES.get(language, _YES["fi"])
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=columns, delimiter=";")
+    writer.writeheader()
+    for section in feedback:
+        for r in section["responses"]:
+            values = [
+                section["priority_area"] or "",
+                section["service_area"] or "",
+                r["org"],
+                r["type"],
+                r["received"].strftime("%Y-%m-%d %H:%M"),
+                yes if r["late"] else no,
+                yes if r["quoted"] else no,
+                r["text"],
+            ]
+            writer.writerow(csv_row(dict(zip(columns, values, strict=True))))
+    return buffer.getvalue().encode("utf-8-sig")
+
+
 def group_memo_context(
-    view: CycleView, result: dict[str, Any], group_key: str, language: str | None = None
+    view: CycleView,
+    result: dict[str, Any],
+    group_key: str,
+    language: str | None = None,
+    m: Matcher | None = None,
 ) -> dict[str, Any]:
     language = language or view.language
     s = next(x for x in view.sessions() if x.group is not None and x.group.key == group_key)
@@ -133,26 +289,7 @@ def group_memo_context(
                 discussion[f"{cell['priority_area']}/{cell['service_area']}"].append(
                     {"text": text, "member": own[0] if text not in own else text, "shared": shared}
                 )
-    members = {m.key for m in s.group.municipalities}
-    names = {m.key: view.text(m.name, language) for m in s.group.municipalities}
-    feedback = [
-        {
-            # A resident's "organisation" may be their own name: never print it.
-            "org": (
-                names.get(r.municipality_key or "", "")
-                if r.respondent_type in PRIVATE_TYPES
-                else r.respondent_org or names.get(r.municipality_key or "", "")
-            ),
-            "text": r.text,
-        }
-        for r in view.session.scalars(
-            select(db.FeedbackResponse)
-            .filter_by(cycle_id=view.cycle.id)
-            .order_by(db.FeedbackResponse.received_at, db.FeedbackResponse.id)
-        )
-        if (not r.late or r.include_late)
-        and (r.municipality_key in members or r.group_key == group_key)
-    ]
+    feedback = group_feedback(view, result, group_key, language, m)
     return _base_context(view, language) | {
         "group": view.text(s.group.name, language),
         "municipalities": [view.text(m.name, language) for m in s.group.municipalities],
@@ -233,18 +370,36 @@ def document_title(view: CycleView, memo: db.Memo) -> str:
 
 
 @dataclass
+class _Annex:
+    """A group memo's annex: its responses verbatim, as HTML (for the PDF) and CSV."""
+
+    html: str
+    filename: str
+    title: str
+    csv: bytes
+
+
+@dataclass
 class _Document:
     memo: db.Memo
     html: str
     filename: str
     title: str
     language: str
+    annex: _Annex | None = None
+
+    @property
+    def digest(self) -> str:
+        """The content hash of a version: the memo's HTML and its annex's, if any."""
+        content = self.html if self.annex is None else self.html + "\0" + self.annex.html
+        return hashlib.sha256(content.encode()).hexdigest()
 
 
 def _documents(view: CycleView, result: dict[str, Any]) -> list[_Document]:
     """Every document of the compilation, in every language of the region."""
     sessions = {s.group.key: s for s in view.sessions() if s.group is not None}
     docs = []
+    m: Matcher | None = None  # built once, when a group has feedback
     for language in view.region.languages:
         suffix = "" if language == view.language else f"-{slug(language)}"
         titles = _TITLES.get(language, _TITLES["fi"])
@@ -252,14 +407,32 @@ def _documents(view: CycleView, result: dict[str, Any]) -> list[_Document]:
             if not g["imported"]:
                 continue
             s = sessions[g["key"]]
-            context = group_memo_context(view, result, g["key"], language)
+            filename = document_filename(view.cycle.year, "group", g["key"], language)
+            if m is None and _has_feedback(view):
+                m = feedback_matcher(view)
+            context = group_memo_context(view, result, g["key"], language, m) | {
+                "annex_filename": annex_filename(filename, language)
+            }
+            annex = None
+            if context["feedback"]:
+                annex_title = (
+                    f"{_ANNEX_TITLE.get(language, _ANNEX_TITLE['fi'])}: "
+                    f"{titles['group']}: {context['group']}"
+                )
+                annex = _Annex(
+                    view.render("annex.html.j2", language, context),
+                    context["annex_filename"],
+                    annex_title,
+                    annex_csv(context["feedback"], language),
+                )
             docs.append(
                 _Document(
                     _memo(view, f"memo-{g['key']}{suffix}", "group", s.group),
                     view.render("memo.html.j2", language, context),
-                    document_filename(view.cycle.year, "group", g["key"], language),
+                    filename,
                     f"{titles['group']}: {context['group']}",
                     language,
+                    annex,
                 )
             )
         context = summary_context(view, result, language)
@@ -288,30 +461,29 @@ def render_memos(
     out = RenderResult()
     changed: list[tuple[_Document, str]] = []
     for doc in _documents(view, compilation.result):
-        digest = hashlib.sha256(doc.html.encode()).hexdigest()
+        digest = doc.digest
         if doc.memo.versions and doc.memo.versions[-1].content_hash == digest:
             out.unchanged.append(doc.memo.key)
         else:
             changed.append((doc, digest))
     author = view.text(view.region.name)
-    pdfs = html_to_pdfs(
-        [
-            PdfJob(
-                doc.html,
-                doc.title,
-                doc.language,
-                view.text(view.region.name, doc.language) or author,
-                view.text(view.cycle.title, doc.language),
-            )
-            for doc, _ in changed
-        ],
-        workers,
-    )
-    for (doc, digest), pdf in zip(changed, pdfs, strict=True):
+    jobs = []
+    for doc, _ in changed:
+        by = view.text(view.region.name, doc.language) or author
+        subject = view.text(view.cycle.title, doc.language)
+        jobs.append(PdfJob(doc.html, doc.title, doc.language, by, subject))
+        if doc.annex is not None:
+            jobs.append(PdfJob(doc.annex.html, doc.annex.title, doc.language, by, subject))
+    pdfs = iter(html_to_pdfs(jobs, workers))
+    for doc, digest in changed:
+        pdf = next(pdfs)
+        annex_pdf = next(pdfs) if doc.annex is not None else None
         number = len(doc.memo.versions) + 1
         filename = doc.filename
+        annex_name = doc.annex.filename if doc.annex is not None else None
         if number > 1:
             filename = filename.replace(".pdf", f"-v{number}.pdf")
+            annex_name = annex_name and annex_name.replace(".pdf", f"-v{number}.pdf")
         version = db.MemoVersion(
             memo=doc.memo,
             number=number,
@@ -320,12 +492,24 @@ def render_memos(
             html=doc.html,
             pdf=pdf,
             filename=filename,
+            annex_filename=annex_name,
+            annex_pdf=annex_pdf,
+            annex_csv=doc.annex.csv if doc.annex is not None else None,
             status="draft",
         )
         view.session.add(version)
         view.session.flush()
         out.created.append(version)
     return out
+
+
+def _has_feedback(view: CycleView) -> bool:
+    return (
+        view.session.scalar(
+            select(db.FeedbackResponse.id).filter_by(cycle_id=view.cycle.id).limit(1)
+        )
+        is not None
+    )
 
 
 def latest_versions(view: CycleView) -> list[db.MemoVersion]:

@@ -325,6 +325,13 @@ def run_render(out: Path, url: str | None = None, region: str | None = None) -> 
             (folder / v.filename).write_bytes(v.pdf)
             (folder / v.filename.replace(".pdf", ".html")).write_text(v.html, encoding="utf-8")
             files.append(str(folder / v.filename))
+            if v.annex_filename and v.annex_pdf is not None:
+                # The annex goes out with the memo; its CSV is for the county's own use.
+                (folder / v.annex_filename).write_bytes(v.annex_pdf)
+                files.append(str(folder / v.annex_filename))
+                csv_path = folder / v.annex_filename.replace(".pdf", ".csv")
+                csv_path.write_bytes(v.annex_csv or b"")
+                files.append(str(csv_path))
         return PhaseReport(
             "render",
             did={"new_versions": len(result.created), "unchanged": len(result.unchanged)},
@@ -342,6 +349,7 @@ def run_dispatch(
         did={
             "queued": result.plan.queued,
             "waiting_approval": result.plan.waiting_approval or [],
+            "annex_left_out": result.plan.notes,
             "re_sent_after_crash": result.resent(),
             "retries": result.delivery.retries,
         },

@@ -228,6 +228,7 @@ def test_approved_memos_reach_each_registry_once(own_year) -> None:
     pdfs = {part.get_filename() for m in to_joutsa for part in m.walk() if part.get_filename()}
     assert pdfs == {
         "2025-muistio-joutsa-luhanka-toivakka.pdf",
+        "2025-muistio-joutsa-luhanka-toivakka-liite.pdf",  # the group's feedback verbatim
         "2025-koonti-keski-suomen-hyvinvointialue.pdf",
     }
     assert not any("jamsa-keuruu" in (p.get_filename() or "") for m in letters for p in m.walk())

@@ -729,7 +729,11 @@ def test_letters_report_and_status(year_url: str, tmp_path: Path) -> None:
     rows = read_csv(csv_file)
     assert len(rows) == LETTERS and {r["state"] for r in rows} == {"sent"}
     with db.session_scope(year_url) as s:
-        pdfs = {v.filename: v.pdf for v in s.scalars(select(db.MemoVersion))}
+        versions = list(s.scalars(select(db.MemoVersion)))
+        pdfs = {v.filename: v.pdf for v in versions}
+        pdfs |= {v.annex_filename: v.annex_pdf for v in versions if v.annex_filename}
+        annexes = {v.filename: v.annex_filename for v in versions if v.annex_filename}
+    assert len(annexes) == 6  # every group memo has its feedback annex; the summary none
     emls = {}
     for path in (out / "outbox").glob("*.eml"):
         msg = on_the_wire(path.read_bytes())  # 7-bit, strict parse, no empty encoded word
@@ -737,9 +741,17 @@ def test_letters_report_and_status(year_url: str, tmp_path: Path) -> None:
         assert msg["Auto-Submitted"] is None and msg["X-Auto-Response-Suppress"] is None
         emls[msg["Message-ID"]] = msg
     for r in rows:
-        name, digest = r["attachment_sha256"].split("=")
-        assert name == r["document"] and digest == hashlib.sha256(pdfs[name]).hexdigest()
+        attached = dict(a.split("=") for a in r["attachment_sha256"].split("; "))
+        expected = [r["document"], *([annexes[r["document"]]] if r["document"] in annexes else [])]
+        assert list(attached) == expected
+        for name, digest in attached.items():
+            assert digest == hashlib.sha256(pdfs[name]).hexdigest()
         msg = emls[r["message_id"]]
+        parts = list(msg.iter_attachments())
+        assert [p.get_filename() for p in parts] == expected
+        assert [p.get_content() for p in parts] == [pdfs[n] for n in expected]
+        if len(expected) == 2:
+            assert f"Liite: {expected[1]} (PDF/A)" in msg.get_body(("plain",)).get_content()
         assert msg["To"].addresses[0].addr_spec == r["recipient"]
         assert "KSHVA/1234/00.00.01/2025" in msg["Subject"]
         assert r["sent_at"] and r["this_run"] == "sent"
@@ -803,6 +815,16 @@ def test_oversized_attachments_fail_before_sending(
     assert problem in result.failures()
     assert len(server.received()) == 21  # the group memos went, the summary did not
     assert all("koonti" not in (r.raw.decode(errors="ignore")) for r in server.received())
+    # A memo (~45 kB) fits, but not with its feedback annex: the memo goes alone, and the
+    # letter and the run's status say that the annex was left out.
+    assert len(result.plan.notes) == 6
+    assert all("-liite.pdf" in n and "not attached" in n for n in result.plan.notes)
+    for received in server.received():
+        msg = email.message_from_bytes(received.raw, policy=policy.strict)
+        names = [p.get_filename() for p in msg.iter_attachments()]
+        assert len(names) == 1 and names[0].endswith(".pdf") and "-liite" not in names[0]
+        text = msg.get_body(("plain",)).get_content()
+        assert "liian suuri" in text and names[0].replace(".pdf", "-liite.pdf") in text
 
 
 def test_a_new_approved_version_is_a_new_letter_that_replaces_the_old(

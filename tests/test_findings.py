@@ -465,3 +465,22 @@ def test_the_tick_compiles_again_only_when_an_input_changed(
         assert late is not None
         late.include_late = True
     assert "compile" in phases.due_phases(after, url)
+
+
+def test_representatives_quote_the_central_response_then_a_different_one() -> None:
+    # Five responses of one cell as municipalities write them: three say the falls point in
+    # their own words, one each says something else. The memo quotes the falls point first
+    # (it stands for most), then one of the others, never two of the falls point.
+    texts = [
+        "Iäkkäiden kaatumisten ehkäisyyn tarvitaan yhteinen toimintamalli kotihoidon kanssa.",
+        "Omaishoitajien jaksamista tukevat vertaisryhmät ovat tärkeitä.",
+        "Kaatumisten ehkäisy kotihoidossa vaatii yhteisen toimintamallin kunnan kanssa.",
+        "Ikääntyneiden kaatumisia voidaan ehkäistä yhteisellä toimintamallilla ja kotihoidolla.",
+        "Asumisen turvallisuus: palovaroittimet ja liesivahdit iäkkäiden koteihin.",
+    ]
+    m = Matcher(texts)
+    first, second = findings.representatives(texts, m, k=2)
+    assert first in (0, 2, 3)
+    assert second in (1, 4)
+    assert sorted(findings.representatives(texts, m, k=9)) == [0, 1, 2, 3, 4]
+    assert findings.representatives([], m) == []

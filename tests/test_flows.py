@@ -75,7 +75,7 @@ def test_demo_runs_the_whole_cycle(
         vobject.readOne(ics.read_text(encoding="utf-8")).validate()
         icalendar.Calendar.from_ical(ics.read_bytes())
     pdfs = sorted((out / "memos").glob("*.pdf"))
-    assert len(pdfs) == 7
+    assert len(pdfs) == 7 + 6  # the memos, the summary, each memo's feedback annex
     for pdf in pdfs:
         reader = PdfReader(io.BytesIO(pdf.read_bytes()))
         assert "Hyvinvoinnin, terveyden ja turvallisuuden" in reader.pages[0].extract_text()

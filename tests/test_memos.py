@@ -3,6 +3,7 @@ templates, versions and approval (in the core, and through a real Prefect pause)
 
 from __future__ import annotations
 
+import csv
 import email
 import email.policy
 import io
@@ -215,6 +216,78 @@ def test_layout_check_sees_the_break_that_weasyprint_makes_after_a_trailing_spac
     old = misbroken_in_pdf(pdf('&nbsp;<span class="count">(Työikäisten palvelut)</span>'))
     assert len(old) >= 10 and any(" " not in line for _, line, _ in old)  # "stöd" alone
     assert misbroken_in_pdf(pdf('<span class="count">&nbsp;(Työikäisten palvelut)</span>')) == []
+
+
+def test_memo_quotes_a_few_responses_per_cell_and_the_annex_has_them_all(own_year) -> None:
+    # Issue 18: the memo summarises each cell's feedback (a count and at most three
+    # quotes); every response verbatim goes into the annex PDF/A and its CSV.
+    url, base = own_year
+    said = [
+        "Kaatumisten ehkäisyyn tarvitaan yhteinen toimintamalli kotihoidon ja kunnan kesken.",
+        "Kotihoidon ja kunnan liikuntapalvelujen pitää ehkäistä kaatumisia yhdessä.",
+        "Kaatumisia ehkäistään parhaiten yhteisellä mallilla kotihoidon kanssa.",
+        "Liesivahdit ja palovaroittimet kuuluvat jokaiseen ikääntyneen kotiin.",
+        "Kaatumisten ehkäisy: kotihoito ja liikuntapalvelut yhteiseen malliin.",
+    ]
+    with db.session_scope(url) as s:
+        view = cycle_view(s)
+        for n, text in enumerate(said):
+            s.add(
+                db.FeedbackResponse(
+                    cycle_id=view.cycle.id,
+                    fingerprint=f"issue18-{n}",
+                    respondent_org="Jämsän kaupunki; vanhuspalvelut",
+                    respondent_type="municipality",
+                    municipality_key="jamsa",
+                    priority_area_key="arjen-turvallisuus",
+                    service_area_key="ikaantyneet",
+                    text=text,
+                    received_at=helsinki(f"2025-11-{10 + n} 09:30"),
+                    channel="form",
+                )
+            )
+    phases.run_compile(url)
+    report = phases.run_render(base / "out", url)
+    with db.session_scope(url) as s:
+        v = next(
+            v
+            for v in memos.latest_versions(cycle_view(s))
+            if v.filename.startswith(JAMSA.removesuffix(".pdf"))
+        )
+        memo_pdf, annex_pdf, annex_csv, annex_name = (
+            v.pdf,
+            v.annex_pdf,
+            v.annex_csv,
+            v.annex_filename,
+        )
+    assert annex_name == JAMSA.replace(".pdf", "-liite-v2.pdf")  # the memo is version 2 now
+    memo = _text(memo_pdf)
+    cell = memo[memo.index("Arjen turvallisuuden edistäminen: Ikääntyneiden palvelut (6)") :]
+    cell = cell[: cell.index("Arjen turvallisuuden edistäminen: Terveydenhuolto")]
+    quoted = [t for t in said if _normal(t) in cell]
+    assert len(quoted) == 2  # with the one response the example already had: three quotes
+    assert _normal(said[3]) in cell  # the one that says something else is quoted too
+    # The annex: a PDF/A in the memo's language, with every response of the group.
+    reader = PdfReader(io.BytesIO(annex_pdf))
+    assert reader.trailer["/Root"]["/Lang"] == "fi"
+    assert reader.xmp_metadata is not None and reader.xmp_metadata.dc_language == ["fi"]
+    assert reader.metadata.title == "Liite: Muistio: Jämsä, Keuruu, Multia ja Petäjävesi"
+    annex = _text(annex_pdf)
+    for text in said:
+        assert _normal(text) in annex
+    assert annex.count("lainattu muistiossa") >= 3 + 1  # the note and the quoted ones
+    assert str(base / "out" / "memos" / annex_name) in report.files
+    # The CSV for the county: UTF-8 with BOM, semicolons, read back by the csv module.
+    assert annex_csv.startswith(b"\xef\xbb\xbf")
+    on_disk = (base / "out" / "memos" / annex_name.replace(".pdf", ".csv")).read_bytes()
+    assert on_disk == annex_csv
+    rows = list(csv.DictReader(io.StringIO(annex_csv.decode("utf-8-sig")), delimiter=";"))
+    mine = [r for r in rows if r["palaute"] in said]
+    assert [r["palaute"] for r in mine] == said  # in the order they came
+    assert {r["vastaaja"] for r in mine} == {"Jämsän kaupunki; vanhuspalvelut"}
+    assert {r["painopiste"] for r in mine} == {"Arjen turvallisuuden edistäminen"}
+    assert sum(r["lainattu muistiossa"] == "kyllä" for r in mine) == 2
+    assert mine[0]["saapunut"] == "2025-11-10 09:30"
 
 
 # --- languages and the region's own templates -------------------------------------------

@@ -124,12 +124,16 @@ def test_documents_never_show_respondents_addresses_or_names(loaded: str, tmp_pa
         documents = {v.filename: v.html for v in versions}
         documents |= {f"{v.filename} (PDF)": _pdf_text(v.pdf) for v in versions}
         documents |= {f"{v.filename} (review)": memos.review_markdown(v) for v in versions}
-    stored = {v.pdf for v in versions}
+        annexes = [v for v in versions if v.annex_pdf is not None]
+        assert annexes  # the feedback verbatim: the annex PDF and its CSV, checked too
+        documents |= {f"{v.annex_filename} (PDF)": _pdf_text(v.annex_pdf) for v in annexes}
+        documents |= {f"{v.annex_filename} (CSV)": v.annex_csv.decode("utf-8-sig") for v in annexes}
+    stored = {v.pdf for v in versions} | {v.annex_pdf for v in annexes}
     for path in (tmp_path / "out" / "memos").iterdir():
         if path.suffix == ".pdf":
             assert path.read_bytes() in stored  # the file is the PDF read above
         else:
-            documents[f"file {path.name}"] = path.read_text(encoding="utf-8")
+            documents[f"file {path.name}"] = path.read_text(encoding="utf-8-sig")
     documents["compilation (Markdown artifact)"] = findings.markdown(result)
     documents["common themes (table artifact)"] = json.dumps(
         findings.common_table(result), ensure_ascii=False

@@ -62,7 +62,8 @@ def test_each_region_runs_its_own_cycle_into_its_own_folder(
     assert counts == {"keski-suomi": 88, "pohjois-savo": 88}
     for key in REGIONS:
         folder = base / "out" / key
-        assert len(list((folder / "memos").glob("*.pdf"))) == 7
+        assert len(list((folder / "memos").glob("*.pdf"))) == 7 + 6  # and 6 feedback annexes
+        assert len(list((folder / "memos").glob("*-liite.csv"))) == 6
         assert list((folder / "calendars").glob("*.ics"))
     # Nothing of a region lands in the shared top folder.
     assert not (base / "out" / "memos").exists()
