@@ -321,6 +321,20 @@ def test_bilingual_region_gets_swedish_documents_too(own_year) -> None:
     _, summary, _ = _version(url, SUMMARY_SV)
     assert "Sammandrag" in _text(summary)
     assert misbroken_in_pdf(summary) == []  # "Personer / med / funktionsnedsättning"
+    # The Swedish memo's feedback annex: named in Swedish from the memo's name, in Swedish.
+    with db.session_scope(url) as s:
+        sv = next(
+            v
+            for v in memos.latest_versions(cycle_view(s))
+            if v.memo.key == "memo-jamsa-keuruu-multia-petajavesi-sv"
+        )
+        sv_name, sv_annex, sv_csv = sv.filename, sv.annex_filename, sv.annex_csv
+        sv_annex_pdf = sv.annex_pdf
+    assert sv_annex == sv_name.replace("-sv.pdf", "-bilaga-sv.pdf")
+    annex_reader = PdfReader(io.BytesIO(sv_annex_pdf))
+    assert annex_reader.trailer["/Root"]["/Lang"] == "sv"
+    assert annex_reader.metadata.title.startswith("Bilaga: Promemoria: Jämsä")
+    assert sv_csv.decode("utf-8-sig").startswith("prioritetsområde;serviceområde;respondent;")
     assert (base / "out" / "memos" / JAMSA_SV).exists()
 
     # Dispatched, the Swedish memo carries a Swedish cover letter; the Finnish one a Finnish.
