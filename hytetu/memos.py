@@ -750,6 +750,12 @@ def review_markdown(
     ]
     if saved_at:
         head.append(f"Tallennettu myös / Sparad även: `{saved_at}`")
+    if version.annex_filename:
+        head.append(
+            "Liite, hyväksytään muistion mukana / Bilaga, godkänns med promemorian "
+            f"(palautteet sanatarkasti / responserna ordagrant): `{version.annex_filename}`, "
+            f"`{version.annex_filename.replace('.pdf', '.csv')}`"
+        )
     return "\n\n".join(head) + "\n\n---\n\n" + html_to_markdown(version.html)
 
 
