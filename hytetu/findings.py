@@ -43,6 +43,9 @@ CROSS_THRESHOLD = 0.55
 #: The corrections ``add_correction`` accepts; all but reclassify name a goal cell.
 CORRECTION_KINDS = ("merge", "split", "keep_apart", "move", "rename", "common", "reclassify")
 MAX_WORDING = 500  # characters of a theme's wording set by the coordinator
+#: How many responses of a cell a group's memo quotes (``representatives``); its annex has
+#: them all.
+QUOTES = 3
 
 
 @dataclass
@@ -587,6 +590,7 @@ def compile_cycle(view: CycleView, inputs: str | None = None) -> tuple[dict[str,
         "forum": forum,
         "feedback": feedback,
         "unclassified": unclassified,
+        "unclassified_quotes": feedback.pop("unclassified_quotes"),
         "corrections": [
             {"id": f.id, "kind": f.kind, **f.payload, "applied": applied.get(f.id, False)}
             for f in fixes
@@ -745,6 +749,31 @@ def _feedback(
             if row.any():
                 t = cell["themes"][int(np.argmax(row))]
                 t["feedback"] = t.get("feedback", 0) + 1
+    # The quotes of each group's memo, per cell and for the responses not placed: the ones
+    # that stand for the rest, by this compilation's matcher (``representatives``).
+    group_members = {
+        x.group.key: {mu.key for mu in x.group.municipalities}
+        for x in view.sessions()
+        if x.group is not None
+    }
+    groups_of = {
+        r.id: [g for g, ms in group_members.items() if r.municipality_key in ms or r.group_key == g]
+        for r in responses
+    }
+
+    def quotes(entries: list[dict[str, Any]]) -> dict[str, list[int]]:
+        by_group: dict[str, list[dict[str, Any]]] = {}
+        for e in entries:
+            for g in groups_of.get(e["id"], []):
+                by_group.setdefault(g, []).append(e)
+        return {
+            g: [es[i]["id"] for i in representatives([e["text"] for e in es], m, QUOTES)]
+            for g, es in sorted(by_group.items())
+        }
+
+    for cell in cell_results:
+        cell["quotes"] = quotes(cell["feedback"])
+    unclassified_quotes = quotes(unclassified)
     counts = {
         "total": len(responses),
         "on_time": sum(1 for r in responses if not r.late),
@@ -754,6 +783,7 @@ def _feedback(
         "per_respondent_type": dict(sorted(per_type.items())),
         "unclassified": len(unclassified),
         "confidence_threshold": CONFIDENCE_THRESHOLD,
+        "unclassified_quotes": unclassified_quotes,
     }
     return counts, unclassified
 

@@ -63,9 +63,6 @@ def document_filename(year: int, kind: str, name: str, language: str) -> str:
     return f"{year}-{word}-{slug(name)}{suffix}.pdf"
 
 
-#: How many responses of a cell a memo quotes; the annex has them all.
-QUOTES = 3
-
 #: The annex's word in its file name, per language: ``2025-muistio-jamsa-liite.pdf``.
 _ANNEX_WORD = {"fi": "liite", "sv": "bilaga"}
 _ANNEX_TITLE = {"fi": "Liite", "sv": "Bilaga"}
@@ -199,6 +196,7 @@ def group_feedback(
             continue
         by_cell[cell_of.get(r.id, "")].append(
             {
+                "id": r.id,
                 # A resident's "organisation" may be their own name: never print it.
                 "org": (
                     names.get(r.municipality_key or "", "")
@@ -214,7 +212,15 @@ def group_feedback(
         )
     if not by_cell:
         return []
-    m = m or feedback_matcher(view)
+    # The compilation chose the quotes (findings.QUOTES per cell and group); a compilation
+    # stored before it did has none, and they are chosen here the same way.
+    chosen_ids: dict[str, list[int]] = {
+        f"{c['priority_area']}/{c['service_area']}": c["quotes"].get(group_key, [])
+        for c in result["cells"]
+        if "quotes" in c
+    }
+    if "unclassified_quotes" in result:
+        chosen_ids[""] = result["unclassified_quotes"].get(group_key, [])
     pas, sas, _ = view.matrix()
     keys = [(f"{pa.key}/{sa.key}", pa, sa) for pa in pas for sa in sas]
     out = []
@@ -222,7 +228,13 @@ def group_feedback(
         responses = by_cell.get(key)
         if not responses:
             continue
-        chosen = findings.representatives([r["text"] for r in responses], m, QUOTES)
+        if key in chosen_ids:
+            ids = chosen_ids[key]
+            chosen = [i for i, r in enumerate(responses) if r["id"] in ids]
+        else:
+            m = m or feedback_matcher(view)
+            texts = [r["text"] for r in responses]
+            chosen = findings.representatives(texts, m, findings.QUOTES)
         for i in chosen:
             responses[i]["quoted"] = True
         out.append(
@@ -399,7 +411,6 @@ def _documents(view: CycleView, result: dict[str, Any]) -> list[_Document]:
     """Every document of the compilation, in every language of the region."""
     sessions = {s.group.key: s for s in view.sessions() if s.group is not None}
     docs = []
-    m: Matcher | None = None  # built once, when a group has feedback
     for language in view.region.languages:
         suffix = "" if language == view.language else f"-{slug(language)}"
         titles = _TITLES.get(language, _TITLES["fi"])
@@ -408,9 +419,7 @@ def _documents(view: CycleView, result: dict[str, Any]) -> list[_Document]:
                 continue
             s = sessions[g["key"]]
             filename = document_filename(view.cycle.year, "group", g["key"], language)
-            if m is None and _has_feedback(view):
-                m = feedback_matcher(view)
-            context = group_memo_context(view, result, g["key"], language, m) | {
+            context = group_memo_context(view, result, g["key"], language) | {
                 "annex_filename": annex_filename(filename, language)
             }
             annex = None
@@ -501,15 +510,6 @@ def render_memos(
         view.session.flush()
         out.created.append(version)
     return out
-
-
-def _has_feedback(view: CycleView) -> bool:
-    return (
-        view.session.scalar(
-            select(db.FeedbackResponse.id).filter_by(cycle_id=view.cycle.id).limit(1)
-        )
-        is not None
-    )
 
 
 def latest_versions(view: CycleView) -> list[db.MemoVersion]:

@@ -20,7 +20,7 @@ from pdf_layout import misbroken_in_pdf
 from pypdf import PdfReader
 from sqlalchemy import select
 
-from hytetu import db, memos, phases
+from hytetu import db, findings, memos, phases
 from hytetu.errors import StateError
 from hytetu.render import TEMPLATES, PdfJob, html_to_pdf, html_to_pdfs
 from hytetu.state import cycle_view
@@ -288,6 +288,18 @@ def test_memo_quotes_a_few_responses_per_cell_and_the_annex_has_them_all(own_yea
     assert {r["painopiste"] for r in mine} == {"Arjen turvallisuuden edistäminen"}
     assert sum(r["lainattu muistiossa"] == "kyllä" for r in mine) == 2
     assert mine[0]["saapunut"] == "2025-11-10 09:30"
+    # The compilation chose the quotes; a compilation stored before it did gets them chosen
+    # at render time the same way.
+    group, key = "jamsa-keuruu-multia-petajavesi", "arjen-turvallisuus/ikaantyneet"
+    with db.session_scope(url) as s:
+        view = cycle_view(s)
+        result = findings.latest_compilation(view).result
+        (cell,) = [c for c in result["cells"] if f"{c['priority_area']}/{c['service_area']}" == key]
+        assert len(cell["quotes"][group]) == 3
+        older = {k: v for k, v in result.items() if k != "unclassified_quotes"}
+        older["cells"] = [{k: v for k, v in c.items() if k != "quotes"} for c in result["cells"]]
+        (section,) = [x for x in memos.group_feedback(view, older, group, "fi") if x["key"] == key]
+        assert section["count"] == 6 and len(section["quotes"]) == 3
 
 
 # --- languages and the region's own templates -------------------------------------------
