@@ -163,6 +163,7 @@ def test_each_registry_gets_its_municipalitys_languages_only(osterbotten) -> Non
     got: dict[str, set[str]] = defaultdict(set)
     letters = _messages(url, "memo")
     assert letters
+    annexes: set[str] = set()
     for msg in letters:
         to = msg["To"].addresses[0]
         m = registry[to.addr_spec]
@@ -173,7 +174,16 @@ def test_each_registry_gets_its_municipalitys_languages_only(osterbotten) -> Non
         name = m.name[language]
         assert to.display_name == name
         files = [p.get_filename() for p in msg.walk() if p.get_filename()]
-        assert len(files) == 1
+        # A group memo may carry its feedback annex, named from it in the same language.
+        assert len(files) == 1 or (len(files) == 2 and "-sammandrag-" not in files[0])
+        if len(files) == 2:
+            annex = (
+                files[0].replace("-sv.pdf", "-bilaga-sv.pdf")
+                if language == "sv"
+                else (files[0].replace(".pdf", "-liite.pdf"))
+            )
+            assert files[1] == annex
+            annexes.add(language)
         if language == "sv":
             assert first_line == f"Registratorskontoret, {name}", body[:80]
             assert files[0].startswith(("2026-promemoria-", "2026-sammandrag-"))
@@ -197,6 +207,7 @@ def test_each_registry_gets_its_municipalitys_languages_only(osterbotten) -> Non
         m.id: set(config.municipality_languages(m)) for m in config.region_file.municipalities
     }
     assert got["narpes"] == {"sv"} and got["isokyro"] == {"fi"} and got["vasa"] == {"sv", "fi"}
+    assert annexes == {"sv", "fi"}  # the feedback annexes went too, each in its language
 
 
 def test_swedish_feedback_notice_subject_keeps_its_spaces(osterbotten) -> None:
