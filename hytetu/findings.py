@@ -46,6 +46,7 @@ MAX_WORDING = 500  # characters of a theme's wording set by the coordinator
 #: How many responses of a cell a group's memo quotes (``representatives``); its annex has
 #: them all.
 QUOTES = 3
+QUOTE_CANDIDATES = 200  # responses considered for a quote, of one cell's and group's
 
 
 @dataclass
@@ -69,19 +70,22 @@ def representatives(texts: list[str], m: Matcher, k: int = 3) -> list[int]:
     to all the others (the most central), then each time the one that adds most to how
     well every text is matched by some chosen one (greedy coverage), so that a second
     quote says something the first did not. Ties go to the earlier text. In the order
-    chosen."""
+    chosen. Of many texts, only ``QUOTE_CANDIDATES`` spread evenly over them are candidates
+    (each still scored against all), so the cost grows with n, not n²."""
     if not texts:
         return []
-    sim = m.similarities(texts)
+    step = max(1, -(-len(texts) // QUOTE_CANDIDATES))  # ceil: at most that many candidates
+    candidates = list(range(0, len(texts), step))
+    sim = m.similarities(texts, [texts[c] for c in candidates])  # n × candidates
     covered = np.zeros(len(texts))
     chosen: list[int] = []
-    for _ in range(min(k, len(texts))):
+    for _ in range(min(k, len(candidates))):
         gain = np.maximum(sim, covered[:, None]).sum(axis=0) - covered.sum()
         gain[chosen] = -1.0
         best = int(np.argmax(gain))
         chosen.append(best)
         covered = np.maximum(covered, sim[:, best])
-    return chosen
+    return [candidates[c] for c in chosen]
 
 
 def cluster(
