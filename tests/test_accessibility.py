@@ -181,3 +181,50 @@ def test_the_review_and_document_pages_have_no_axe_violations(
     check(page, axe, f"document: {name}", found)
     page.close()
     assert not any(found.values()), report(found)
+
+
+# The focused element and whether its computed style shows a focus indicator.
+FOCUS = """() => { const e = document.activeElement, s = getComputedStyle(e);
+  const outline = s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0;
+  return [e.id || e.tagName.toLowerCase(), outline || s.boxShadow !== 'none']; }"""
+
+
+def test_the_keyboard_reaches_every_field_in_order_sees_focus_and_lands_on_the_error(
+    context, form
+) -> None:
+    base, clock = form
+    clock.at = OPEN
+    context.clear_cookies()
+    page = context.new_page()
+    page.goto(base + "/")
+    reached = []
+    for _ in range(len(FIELDS) + 1):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate(FOCUS))
+    # The honeypot (tabindex=-1) is skipped; each stop shows a focus indicator.
+    assert reached == [[name, True] for name in FIELDS] + [["button", True]]
+    # A failed submit, sent from the keyboard: the first faulty field has the focus.
+    page.focus("#text")
+    page.keyboard.type("   ")
+    page.focus("#email")
+    page.keyboard.type("hyte@jamsa")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.evaluate(FOCUS) == ["text", True]
+    # Its summary's link moves the focus to the field.
+    page.click("a[href='#email']")
+    assert page.evaluate(FOCUS) == ["email", True]
+    # Only the address wrong now: it is the one focused.
+    page.fill("#text", "Liikuntapaikkojen esteettömyys")
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    assert page.evaluate(FOCUS)[0] == "email"
+    # The receipt at 320 px: a long address in the quote wraps instead of overflowing.
+    page.set_viewport_size({"width": 320, "height": 640})
+    page.fill("#email", "hyte@jamsa.example")
+    page.fill("#text", "Katso https://www.jamsa.example/" + "liikuntapaikkojen-esteettomyys" * 8)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    assert page.locator("#reference").count() == 1
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320
+    page.close()
