@@ -169,7 +169,10 @@ def test_the_review_and_document_pages_have_no_axe_violations(
     with page.expect_navigation():
         page.click("button[type=submit]")
     check(page, axe, f"review {lang}: login, wrong password", found)
-    page.fill("#name", "Kaija Koordinaattori")
+    # The name is kept; the password is focused and marked invalid.
+    assert page.input_value("#name") == "Kaija Koordinaattori"
+    assert page.evaluate("document.activeElement.id") == "password"
+    assert page.get_attribute("#password", "aria-invalid") == "true"
     page.fill("#password", PASSWORD)
     with page.expect_navigation():
         page.click("button[type=submit]")
