@@ -141,6 +141,40 @@ def test_every_state_of_the_form_has_no_axe_violations(context, axe, form, lang:
     assert not any(found.values()), report(found)
 
 
+BILINGUAL = EXAMPLE.parent / "pohjanmaa-2026"
+
+
+def test_the_bilingual_regions_form_offers_its_other_language_without_violations(
+    context, axe, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Pohjanmaa (sv, fi): the switch offers the other language, and nothing falls back."""
+    base = tmp_path_factory.mktemp("a11y-bilingual")
+    shutil.copytree(BILINGUAL, base / "config")
+    url = f"sqlite:///{base / 'hytetu.db'}"
+    phases.load(base / "config", url)
+    clock = Clock(helsinki("2026-11-02 10:00"))
+    found: dict[str, list[str]] = {}
+    with running(form_app(url, clock=clock, secret=b"a11y-test")) as served:
+        page = context.new_page()
+        for lang, other in (("sv", "fi"), ("fi", "sv")):
+            page.goto(f"{served}/?lang={lang}")
+            assert page.locator("nav a").evaluate_all("a => a.map(x => x.lang)") == [other]
+            assert page.locator("main [lang]").count() == 0
+            check(page, axe, f"bilingual form {lang}: empty", found)
+        page.close()
+    db.dispose(url)
+    assert not any(found.values()), report(found)
+
+
+def test_axe_reports_what_it_finds(context, axe) -> None:
+    """The check can fail: a field without a label and an image without text are found."""
+    page = context.new_page()
+    page.set_content('<html lang="fi"><title>x</title><main><input id="x"><img src="a.png"></main>')
+    rules = {line.split(" ")[0] for line in violations(page, axe)}
+    page.close()
+    assert {"label", "image-alt"} <= rules
+
+
 @pytest.fixture(scope="module")
 def review(year: tuple[str, Path]) -> Iterator[tuple[str, int, str]]:
     """The review page of the simulated year (rendered drafts), and one memo's HTML."""
