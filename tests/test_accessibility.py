@@ -214,8 +214,9 @@ def test_the_review_and_document_pages_have_no_axe_violations(
     area = page.locator("a[href^='/area/']").first.get_attribute("href")
     page.goto(base + area)
     check(page, axe, f"review {lang}: area page {area}", found)
-    page.goto(f"{base}/documents/{vid}/{name}")
-    check(page, axe, f"document: {name}", found)
+    if lang == "fi":  # the memo is in Finnish whatever the page's language
+        page.goto(f"{base}/documents/{vid}/{name}")
+        check(page, axe, f"document: {name}", found)
     page.close()
     assert not any(found.values()), report(found)
 
