@@ -524,6 +524,15 @@ def localized(text: dict[str, str] | None, language: str, default: str) -> str:
     return next(iter(text.values()))
 
 
+def fallback_language(text: dict[str, str] | None, language: str, default: str) -> str | None:
+    """The language of ``localized(text, language, default)`` when it is another one than
+    ``language`` (a fallback, to be marked with ``lang``), else None (also for a text
+    written for every language)."""
+    if not text or language in text or DEFAULT_LANGUAGE_KEY in text:
+        return None
+    return default if default in text else next(iter(text))
+
+
 _MESSAGES = {
     "extra_forbidden": "unknown field (check the spelling; see docs/config-format.md)",
     "missing": "required field is missing",

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from markupsafe import Markup
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -33,7 +34,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from hytetu import db, feedback
-from hytetu.config import FeedbackImport
+from hytetu.config import FeedbackImport, fallback_language
 from hytetu.errors import HytetuError
 from hytetu.state import CycleView, cycle_view
 from hytetu.web.security import (  # noqa: F401 (HSTS, server_config: part of this API)
@@ -127,7 +128,9 @@ textarea{min-height:12rem}.hint{color:#555;font-size:.9rem;margin:.2rem 0}
 .error{color:#a00000;font-weight:600}.errors{border:2px solid #a00000;padding:.5rem 1rem}
 button{margin-top:1.5rem;padding:.6rem 1.4rem;font:inherit;font-weight:600}
 .trap{position:absolute;left:-10000px;width:1px;height:1px;overflow:hidden}
-.receipt{border:2px solid #2f6b2f;padding:1rem}nav{text-align:right}
+.receipt{border:2px solid #2f6b2f;padding:1rem;overflow-wrap:anywhere}nav{text-align:right}
+.errors h2{font-size:1.1rem;margin:.3rem 0}.errors a{color:#a00000}
+:focus{outline:3px solid #1a56a0;outline-offset:2px}
 """
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -181,25 +184,34 @@ class FeedbackForm:
         groups = view.session.scalars(
             select(db.MunicipalityGroup).filter_by(region_id=view.region.id, active=True)
         )
-        places = sorted(
-            ((m.key, view.text(m.name, lang)) for m in municipalities), key=lambda x: x[1]
-        )
+
+        def choice(key: str, name: dict[str, str] | None) -> tuple[str, str, str | None]:
+            """(value, label, the label's language when it is a fallback)"""
+            return key, view.text(name, lang), fallback_language(name, lang, view.language)
+
+        places = sorted((choice(m.key, m.name) for m in municipalities), key=lambda x: x[1])
         group_places = sorted(
-            ((f"group:{g.key}", view.text(g.name, lang)) for g in groups), key=lambda x: x[1]
+            (choice(f"group:{g.key}", g.name) for g in groups), key=lambda x: x[1]
         )
         return {
             "lang": lang,
-            "other_lang": "sv" if lang == "fi" else "fi",
+            # The switch offers only the region's other languages.
+            "other_langs": [x for x in view.region.languages if x != lang and x in LANGUAGES],
             "region": view.text(view.region.name, lang),
+            "region_html": _marked(
+                view.text(view.region.name, lang),
+                fallback_language(view.region.name, lang, view.language),
+            ),
             "cycle_title": view.text(view.cycle.title, lang),
+            "cycle_title_lang": fallback_language(view.cycle.title, lang, view.language),
             "plan_period": view.cycle.plan_period or "",
             "opens": view.cycle.feedback_opens,
             "deadline": view.cycle.feedback_deadline,
-            "types": list(TYPE_LABELS[lang].items()),
+            "types": [(k, v, None) for k, v in TYPE_LABELS[lang].items()],
             "places": places,
             "group_places": group_places,
-            "priority_areas": [(p.key, view.text(p.name, lang)) for p in pas],
-            "service_areas": [(s.key, view.text(s.name, lang)) for s in sas],
+            "priority_areas": [choice(p.key, p.name) for p in pas],
+            "service_areas": [choice(a.key, a.name) for a in sas],
             "limits": LIMITS,
             "honeypot": HONEYPOT,
         }
@@ -300,10 +312,10 @@ class FeedbackForm:
         if not values["text"] and "text" not in errors:
             errors["text"] = texts["text_required"]
         choices = {
-            "respondent_type": {k for k, _ in context["types"]},
-            "municipality": {k for k, _ in context["places"] + context["group_places"]},
-            "priority_area": {k for k, _ in context["priority_areas"]},
-            "service_area": {k for k, _ in context["service_areas"]},
+            "respondent_type": {c[0] for c in context["types"]},
+            "municipality": {c[0] for c in context["places"] + context["group_places"]},
+            "priority_area": {c[0] for c in context["priority_areas"]},
+            "service_area": {c[0] for c in context["service_areas"]},
         }
         for name, allowed in choices.items():
             if values[name] and values[name] not in allowed and name not in errors:
@@ -342,6 +354,11 @@ class FeedbackForm:
         view.session.flush()
         db.audit(view.session, "feedback.form", f"response {row.id}", channel="form")
         return row
+
+
+def _marked(text: str, lang: str | None) -> Markup | str:
+    """``text``, in a span that names its language when it is a fallback (WCAG 3.1.2)."""
+    return Markup('<span lang="{}">{}</span>').format(lang, text) if lang else text
 
 
 def _language(request: Request, form: dict[str, str] | None = None) -> str:

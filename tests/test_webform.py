@@ -289,3 +289,34 @@ def test_browser_fills_in_submits_and_the_deadline_refuses(
     assert page.locator("#text").count() == 0
     with db.session_scope(url) as s:
         assert s.scalar(select(func.count()).select_from(db.FeedbackResponse)) == 1
+
+
+def test_a_failed_submit_names_links_and_focuses_the_faulty_fields(client: TestClient) -> None:
+    tok = token(client.get("/").text)
+    html = client.post("/", data=valid(tok, text="   ", email="hyte@jamsa")).text
+    summary = html[html.index('class="errors"') : html.index("<form")]
+    assert re.findall(r'<a href="#(\w+)">', summary) == ["text", "email"]
+    assert "Näkemyksesi: Kirjoita näkemyksesi." in summary
+    text = re.search(r"<textarea [^>]*>", html)
+    email = re.search(r'<input id="email"[^>]*>', html)
+    assert text and email
+    assert 'aria-invalid="true"' in text[0] and " autofocus" in text[0]
+    assert 'aria-describedby="text-hint text-error"' in text[0]
+    assert 'aria-invalid="true"' in email[0] and "autofocus" not in email[0]
+    assert 'autocomplete="email"' in email[0]
+    assert html.count("autofocus") == 1 and 'id="text-error"' in html
+    assert 'id="text-hint"' in html and 'autocomplete="organization"' in html
+    assert '<label for="text">Näkemyksesi (pakollinen)</label>' in html
+
+
+def test_a_finnish_only_region_offers_no_swedish_and_marks_finnish_fallbacks(
+    client: TestClient,
+) -> None:
+    fi = client.get("/").text
+    assert "<nav" not in fi and 'lang="sv"' not in fi  # keski-suomi: languages [fi]
+    sv = client.get("/?lang=sv").text
+    assert '<html lang="sv">' in sv and "Din synpunkt (obligatorisk)" in sv
+    assert '<h1 lang="fi">Hyvinvoinnin' in sv
+    assert '<span lang="fi">Keski-Suomen hyvinvointialue</span> samlar' in sv
+    assert '<option value="jamsa" lang="fi">Jämsä</option>' in sv
+    assert re.findall(r'<a href="/\?lang=(\w+)"', sv) == ["fi"]

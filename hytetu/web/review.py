@@ -35,6 +35,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from hytetu import db, findings
+from hytetu.config import fallback_language
 from hytetu.errors import HytetuError, StateError
 from hytetu.state import CycleView, cycle_view
 from hytetu.web.security import (
@@ -349,6 +350,9 @@ def page_context(view: CycleView, lang: str, area: str | None = None) -> dict[st
         "other_lang": "sv" if lang == "fi" else "fi",
         "region": view.text(view.region.name, lang),
         "cycle_title": view.text(view.cycle.title, lang),
+        # When they fall back to another language, the pages mark it (WCAG 3.1.2).
+        "region_lang": fallback_language(view.region.name, lang, view.language),
+        "cycle_title_lang": fallback_language(view.cycle.title, lang, view.language),
         # The findings are in the region's language: marked so when the page is not.
         "content_lang": view.language,
         "compiled_at": view.local(latest.created_at) if latest is not None else None,
@@ -369,6 +373,9 @@ def login_context(view: CycleView, lang: str) -> dict[str, Any]:
         "other_lang": "sv" if lang == "fi" else "fi",
         "region": view.text(view.region.name, lang),
         "cycle_title": view.text(view.cycle.title, lang),
+        # When they fall back to another language, the pages mark it (WCAG 3.1.2).
+        "region_lang": fallback_language(view.region.name, lang, view.language),
+        "cycle_title_lang": fallback_language(view.cycle.title, lang, view.language),
         "max_name": MAX_NAME,
     }
 
@@ -567,14 +574,19 @@ def create_app(
         return await run_in_threadpool(logic.default_language)
 
     async def login_page(
-        request: Request, lang: str, error: str = "", status: int = 200, after: str | None = None
+        request: Request,
+        lang: str,
+        error: str = "",
+        status: int = 200,
+        after: str | None = None,
+        name: str = "",
     ) -> Response:
         sid = csrf_id(request)
         body = await run_in_threadpool(
             logic.render,
             "review_login.html.j2",
             lang,
-            {"token": tokens.new(sid[0]), "error": error, "name": "", "next": after or ""},
+            {"token": tokens.new(sid[0]), "error": error, "name": name, "next": after or ""},
             False,
         )
         return html(request, body, status, sid)
@@ -631,7 +643,8 @@ def create_app(
         given = form.get("password", "").encode()
         if not hmac.compare_digest(given, password.encode()):
             log.warning("review: wrong password from %s", key)
-            return await login_page(request, lang, "password", 403, after)
+            # The name stays filled in, so that only the password is to be typed again.
+            return await login_page(request, lang, "password", 403, after, name or "")
         if name is None:
             return await login_page(request, lang, "name", 400, after)
         log.info("review: %s logged in", name)
