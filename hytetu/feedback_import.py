@@ -18,12 +18,12 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import select
 
 from hytetu import db, feedback
-from hytetu.config import FeedbackImport
+from hytetu.config import FeedbackImport, ImportField
 from hytetu.errors import FeedbackImportError, Problem
 from hytetu.inputs import (
     Limits,
@@ -72,16 +72,7 @@ _TIME_FORMATS = (
 _SLASH_TIMES = ("%H:%M:%S", "%H:%M", "%I:%M:%S %p", "%I:%M %p")
 _SLASH_ORDERS = {"mdy": ("%m/%d/%Y", "month/day/year"), "dmy": ("%d/%m/%Y", "day/month/year")}
 _SLASHED = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{4})\b")
-_FIELDS = (
-    "received_at",
-    "organisation",
-    "respondent_type",
-    "municipality",
-    "priority_area",
-    "service_area",
-    "text",
-    "email",
-)
+_FIELDS: tuple[str, ...] = get_args(ImportField)
 _REQUIRED = ("received_at", "text")
 
 

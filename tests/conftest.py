@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -30,6 +31,9 @@ from sqlalchemy import create_engine, text
 from hytetu import db, phases
 
 ROOT = Path(__file__).resolve().parent.parent
+# bench/ is not installed: its generators and hostile-file builders are imported from the checkout.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 EXAMPLE = ROOT / "config" / "examples" / "keski-suomi-2025"
 HELSINKI = ZoneInfo("Europe/Helsinki")
 PG_ADMIN_URL = os.environ.get(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -13,12 +12,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from bench.generate import generate
 from hytetu import db, phases
 from hytetu.cli import app
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from bench.generate import generate  # noqa: E402
 
 ADDRESS = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)")
 

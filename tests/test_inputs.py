@@ -9,12 +9,11 @@ PermissionError the operating system would raise, raised by ``Path.open`` for th
 from __future__ import annotations
 
 import errno
-import io
 import os
 import re
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from click.testing import Result
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from bench.stress import comment, export_xlsx, spaces
 from hytetu import db
 from hytetu.cli import app
 
@@ -239,51 +239,6 @@ def test_a_config_that_cannot_be_read_is_refused_naming_the_file(
 ROW = "{n};24.10.2025 9:12;Jämsän kaupunki;Kunta;Jämsä;;;Liikuntapaikkojen esteettömyys ensin;\n"
 
 
-def export_xlsx(path: Path, sheet: Callable[[bytes], Iterator[bytes]] | None = None) -> Path:
-    """A Microsoft-Forms-style export made by openpyxl; ``sheet`` may rewrite its first
-    sheet's XML, written in pieces (the hostile part never in memory at once)."""
-    from openpyxl import Workbook
-
-    wb = Workbook()
-    ws = wb.active
-    ws.append(["Vastausaika", "Organisaatio", "Kunta tai kuntaryhmä", "Näkemys"])
-    ws.append(["24.10.2025 9:12", "Jämsän kaupunki", "Jämsä", "Hyvä alku"])
-    buffer = io.BytesIO()
-    wb.save(buffer)
-    source = zipfile.ZipFile(buffer)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
-        for info in source.infolist():
-            data = source.read(info)
-            if sheet is None or info.filename != "xl/worksheets/sheet1.xml":
-                out.writestr(info, data)
-                continue
-            with out.open(info.filename, "w", force_zip64=True) as member:
-                for piece in sheet(data):
-                    member.write(piece)
-    return path
-
-
-def before_rows(xml: bytes, filler: Iterator[bytes]) -> Iterator[bytes]:
-    at = xml.index(b"<sheetData>")
-    yield xml[:at]
-    yield from filler
-    yield xml[at:]
-
-
-def spaces(megabytes: int) -> Iterator[bytes]:
-    block = b" " * (1 << 20)
-    for _ in range(megabytes):
-        yield block
-
-
-def comment(nbytes: int) -> Iterator[bytes]:
-    """An XML comment of random hex: it compresses only to half, no zip bomb."""
-    yield b"<!--"
-    for _ in range(nbytes // (1 << 19)):
-        yield os.urandom(1 << 18).hex().encode()
-    yield b"-->"
-
-
 def set_import(folder: Path, **settings: object) -> None:
     """``feedback.import`` of the config's cycle.yaml set to ``settings`` (and no more)."""
     cycle = folder / "cycle.yaml"
@@ -297,7 +252,7 @@ def set_import(folder: Path, **settings: object) -> None:
 def test_an_xlsx_that_unpacks_to_200_mb_is_refused_from_its_zip_directory(
     cli_db: str, tmp_path: Path
 ) -> None:
-    bomb = export_xlsx(tmp_path / "vastaukset.xlsx", lambda x: before_rows(x, spaces(200)))
+    bomb = export_xlsx(tmp_path / "vastaukset.xlsx", spaces(200))
     assert bomb.stat().st_size < 1024 * 1024
     started = time.monotonic()
     result = invoke("feedback", "import", str(bomb))
@@ -310,7 +265,7 @@ def test_an_xlsx_that_unpacks_to_200_mb_is_refused_from_its_zip_directory(
 def test_an_xlsx_over_the_unpacked_limit_is_refused_naming_the_setting(
     cli_db: str, example: Path, tmp_path: Path
 ) -> None:
-    big = export_xlsx(tmp_path / "vastaukset.xlsx", lambda x: before_rows(x, comment(3 << 20)))
+    big = export_xlsx(tmp_path / "vastaukset.xlsx", comment(3))
     set_import(example, max_unpacked_mb=2)
     result = invoke("feedback", "import", str(big))
     refused(result, big, "more than 2 MB", "max_unpacked_mb in feedback.import of cycle.yaml")
@@ -322,7 +277,7 @@ def test_a_huge_xml_comment_in_a_sheet_is_refused_before_openpyxl_parses_it(
 ) -> None:
     """Python's expat takes time in the square of a token's length (28 s for 20 MB): a
     token over 1 MB is refused by a linear scan before."""
-    hostile = export_xlsx(tmp_path / "vastaukset.xlsx", lambda x: before_rows(x, comment(3 << 20)))
+    hostile = export_xlsx(tmp_path / "vastaukset.xlsx", comment(3))
     started = time.monotonic()
     result = invoke("feedback", "import", str(hostile))
     refused(result, hostile, "xl/worksheets/sheet1.xml", "an XML comment of", "refused unparsed")
