@@ -413,7 +413,6 @@ def _documents(view: CycleView, result: dict[str, Any]) -> list[_Document]:
     docs = []
     for language in view.region.languages:
         suffix = "" if language == view.language else f"-{slug(language)}"
-        titles = _TITLES.get(language, _TITLES["fi"])
         for g in result["groups"]:
             if not g["imported"]:
                 continue
@@ -422,37 +421,36 @@ def _documents(view: CycleView, result: dict[str, Any]) -> list[_Document]:
             context = group_memo_context(view, result, g["key"], language) | {
                 "annex_filename": annex_filename(filename, language)
             }
+            memo = _memo(view, f"memo-{g['key']}{suffix}", "group", s.group)
+            title = document_title(view, memo)
             annex = None
             if context["feedback"]:
-                annex_title = (
-                    f"{_ANNEX_TITLE.get(language, _ANNEX_TITLE['fi'])}: "
-                    f"{titles['group']}: {context['group']}"
-                )
                 annex = _Annex(
                     view.render("annex.html.j2", language, context),
                     context["annex_filename"],
-                    annex_title,
+                    f"{_ANNEX_TITLE.get(language, _ANNEX_TITLE['fi'])}: {title}",
                     annex_csv(context["feedback"], language),
                 )
             docs.append(
                 _Document(
-                    _memo(view, f"memo-{g['key']}{suffix}", "group", s.group),
+                    memo,
                     view.render("memo.html.j2", language, context),
                     filename,
-                    f"{titles['group']}: {context['group']}",
+                    title,
                     language,
                     annex,
                 )
             )
         context = summary_context(view, result, language)
+        summary = _memo(view, f"summary{suffix}", "summary", None)
         docs.append(
             _Document(
-                _memo(view, f"summary{suffix}", "summary", None),
+                summary,
                 view.render("summary.html.j2", language, context),
                 document_filename(
                     view.cycle.year, "summary", view.text(view.region.name, language), language
                 ),
-                f"{titles['summary']}: {context['cycle_title']}",
+                document_title(view, summary),
                 language,
             )
         )
