@@ -219,14 +219,21 @@ def loaded(sqlite_url: str, example: Path) -> str:
     return sqlite_url
 
 
+def load_copy(base: Path, config: Path = EXAMPLE) -> str:
+    """``config`` copied to ``base/config`` (tests may edit it) and loaded into a new
+    ``base/hytetu.db``; returns the database's URL."""
+    shutil.copytree(config, base / "config")
+    url = f"sqlite:///{base / 'hytetu.db'}"
+    phases.load(base / "config", url)
+    return url
+
+
 @pytest.fixture(scope="module")
 def loaded_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example loaded once per module (loading runs the migrations: slow); returns the
     database file. Its config folder is shared: read only."""
     base = tmp_path_factory.mktemp("loaded")
-    shutil.copytree(EXAMPLE, base / "config")
-    url = f"sqlite:///{base / 'hytetu.db'}"
-    phases.load(base / "config", url)
+    url = load_copy(base)
     db.dispose(url)
     return base / "hytetu.db"
 
@@ -245,9 +252,7 @@ def year(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
     from hytetu.simulate import run_ticks
 
     base = tmp_path_factory.mktemp("year")
-    shutil.copytree(EXAMPLE, base / "config")
-    url = f"sqlite:///{base / 'hytetu.db'}"
-    phases.load(base / "config", url)
+    url = load_copy(base)
     run_ticks(url, base / "out")
     yield url, base
     db.dispose(url)

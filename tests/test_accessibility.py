@@ -6,16 +6,15 @@ submit. See docs/accessibility.md."""
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLE, helsinki, running
+from conftest import EXAMPLE, helsinki, load_copy, running
 from test_webform import CHROMIUM, CHROMIUM_ARGS, OPEN, Clock
 
-from hytetu import db, phases
+from hytetu import db
 from hytetu.state import cycle_view
 from hytetu.web.review import create_app as review_app
 from hytetu.webform import create_app as form_app
@@ -81,9 +80,7 @@ def check(page: Any, axe: Path, name: str, found: dict[str, list[str]]) -> None:
 def form_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The Finnish-only example (keski-suomi) loaded: its form, in a private database."""
     base = tmp_path_factory.mktemp("a11y-form")
-    shutil.copytree(EXAMPLE, base / "config")
-    url = f"sqlite:///{base / 'hytetu.db'}"
-    phases.load(base / "config", url)
+    url = load_copy(base)
     yield url
     db.dispose(url)
 
@@ -149,9 +146,7 @@ def test_the_bilingual_regions_form_offers_its_other_language_without_violations
 ) -> None:
     """Pohjanmaa (sv, fi): the switch offers the other language, and nothing falls back."""
     base = tmp_path_factory.mktemp("a11y-bilingual")
-    shutil.copytree(BILINGUAL, base / "config")
-    url = f"sqlite:///{base / 'hytetu.db'}"
-    phases.load(base / "config", url)
+    url = load_copy(base, BILINGUAL)
     clock = Clock(helsinki("2026-11-02 10:00"))
     found: dict[str, list[str]] = {}
     with running(form_app(url, clock=clock, secret=b"a11y-test")) as served:

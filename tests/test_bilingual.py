@@ -16,7 +16,7 @@ from pathlib import Path
 import icalendar
 import pytest
 import vobject
-from conftest import ROOT, edit
+from conftest import ROOT, edit, load_copy
 from sqlalchemy import select
 
 from hytetu import db, memos, notes, phases
@@ -93,9 +93,7 @@ def osterbotten(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     from hytetu.simulate import run_ticks
 
     base = tmp_path_factory.mktemp("osterbotten")
-    shutil.copytree(BILINGUAL, base / "config")
-    url = f"sqlite:///{base / 'hytetu.db'}"
-    phases.load(base / "config", url)
+    url = load_copy(base, BILINGUAL)
     run_ticks(url, base / "out")
     with db.session_scope(url) as s:
         memos.apply_review(cycle_view(s), [], actor="test", approve_all=True)

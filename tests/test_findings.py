@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from conftest import EXAMPLE, ROOT, add_finding, copy_sqlite, helsinki, prefect_artifacts
+from conftest import EXAMPLE, ROOT, add_finding, copy_sqlite, helsinki, load_copy, prefect_artifacts
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -171,9 +170,7 @@ def test_development_set_merges_are_mostly_right() -> None:
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
     """The example config with every session's notes imported, compiled once."""
     base = tmp_path_factory.mktemp("compiled")
-    shutil.copytree(EXAMPLE, base / "config")
-    url = f"sqlite:///{base / 'hytetu.db'}"
-    phases.load(base / "config", url)
+    url = load_copy(base)
     phases.run_import_notes(helsinki("2025-12-31 07:00"), url)
     with db.session_scope(url) as s:
         result, _ = findings.compile_cycle(cycle_view(s))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLE, copy_sqlite, helsinki
+from conftest import EXAMPLE, copy_sqlite, helsinki, load_copy
 from sqlalchemy import delete, select
 
 from hytetu import db, findings, memos, phases
@@ -48,9 +48,7 @@ def prepare(base: Path) -> dict[str, Any]:
     the test's findings added in the first two cells of the matrix: LAMP and YARD by the
     first group, LAMP_TOO and SCOOTER by the second, GRIT by the third. Returns the cells
     ("cell", "other"), the three sessions' ids and their groups' keys."""
-    shutil.copytree(EXAMPLE, base / "config")
-    url = f"sqlite:///{base / 'hytetu.db'}"
-    phases.load(base / "config", url)
+    url = load_copy(base)
     phases.run_import_notes(helsinki("2025-12-31 07:00"), url)
     with db.session_scope(url) as s:
         view = cycle_view(s)

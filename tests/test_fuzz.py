@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -24,14 +23,14 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import EXAMPLE
+from conftest import EXAMPLE, load_copy
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from sqlalchemy import func, inspect, select, text
 
-from hytetu import db, feedback_import, notes, phases
+from hytetu import db, feedback_import, notes
 from hytetu.config import Config, FeedbackImport, load_config
 from hytetu.errors import ConfigError, FeedbackImportError, NotesError, Problem
 from hytetu.state import cycle_view
@@ -236,9 +235,7 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The example loaded into SQLite once for the module; the windows open (late answers
     are fine). Successful imports accumulate in it, which the properties allow."""
     base = tmp_path_factory.mktemp("fuzzdb")
-    shutil.copytree(EXAMPLE, base / "config")
-    url = f"sqlite:///{base / 'hytetu.db'}"
-    phases.load(base / "config", url)
+    url = load_copy(base)
     yield url
     db.dispose(url)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import re
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from email import policy
@@ -16,7 +15,7 @@ import icalendar
 import pytest
 import vobject
 import yaml
-from conftest import EXAMPLE, helsinki, on_the_wire
+from conftest import helsinki, load_copy, on_the_wire
 from sqlalchemy import select
 
 from hytetu import db, phases
@@ -206,9 +205,7 @@ def autumn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     from hytetu.simulate import run_ticks
 
     base = tmp_path_factory.mktemp("autumn")
-    shutil.copytree(EXAMPLE, base / "config")
-    url = f"sqlite:///{base / 'hytetu.db'}"
-    phases.load(base / "config", url)
+    url = load_copy(base)
     run_ticks(url, base / "out", until=helsinki("2025-12-14 00:00"))
     yield url, base / "out"
     db.dispose(url)
