@@ -28,6 +28,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hytetu.errors import DeliveryError
+from hytetu.inbox import InboxSettings
 from hytetu.safe import one_line
 from hytetu.transport_settings import EwsSettings, GraphSettings
 
@@ -467,6 +468,7 @@ class MailSettings(BaseModel):
     smtp: SmtpSettings | None = None
     ews: EwsSettings | None = None
     graph: GraphSettings | None = None
+    inbox: InboxSettings = Field(default_factory=InboxSettings)
 
 
 def make_transport(settings: MailSettings, out_dir: Path) -> Transport:
