@@ -37,6 +37,8 @@ notes_app = typer.Typer(help="Session notes: XLSX template, import.", no_args_is
 findings_app = typer.Typer(help="Correct the compilation.", no_args_is_help=True)
 app.add_typer(notes_app, name="notes")
 app.add_typer(findings_app, name="findings")
+cycle_app = typer.Typer(help="Yearly cycles: next year's from this year's.", no_args_is_help=True)
+app.add_typer(cycle_app, name="cycle")
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "examples" / "keski-suomi-2025"
 
@@ -54,6 +56,10 @@ Region = Annotated[
         "--region",
         help="The region's key (region.yaml); needed when several regions are loaded",
     ),
+]
+Year = Annotated[
+    int | None,
+    typer.Option("--year", help="The cycle's year (default: the region's newest cycle)"),
 ]
 
 
@@ -114,6 +120,32 @@ def db_upgrade() -> None:
         typer.echo(f"the database at {where} is up to date (schema {', '.join(sorted(after))})")
 
 
+@cycle_app.command("new")
+def cycle_new(
+    source: Annotated[Path, typer.Option("--from", help="Last year's config folder")],
+    year: Annotated[int, typer.Option("--year", help="The new cycle's year")],
+    to: Annotated[
+        Path | None,
+        typer.Option("--to", help="The new folder (default: beside --from, with the new year)"),
+    ] = None,
+) -> None:
+    """Write next year's config folder: goals carried over, sessions and the feedback
+    window moved to the same weekdays and marked to check. Never overwrites."""
+    from hytetu.cyclenew import new_cycle
+
+    try:
+        r = new_cycle(source, year, to)
+    except ConfigError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {r.folder} (cycle.yaml, {', '.join(r.copied) or 'nothing else'} copied)")
+    for old, new in r.sessions:
+        typer.echo(f"  {old} -> {new}")
+    typer.echo(f"{len(r.warnings)} warning(s) to check before 'hytetu load {r.folder}':")
+    for w in r.warnings:
+        typer.echo(f"  {w}")
+
+
 @app.command()
 def load(path: Annotated[Path, typer.Argument(help="A config folder")]) -> None:
     """Validate a config folder and load it into the database (idempotent)."""
@@ -161,28 +193,33 @@ def tick(
 
 
 @memos_app.command("list")
-def memos_list(region: Region = None) -> None:
+def memos_list(region: Region = None, year: Year = None) -> None:
     """The newest version of each memo and its state."""
     from hytetu.memos import latest_versions
     from hytetu.state import cycle_view
 
     try:
         with db.session_scope() as s:
-            for v in latest_versions(cycle_view(s, region)):
+            for v in latest_versions(cycle_view(s, region, year)):
                 typer.echo(f"{v.id:>5}  {v.status:<9} v{v.number}  {v.filename}")
     except HytetuError as e:
         _fail(e)
 
 
 def _decide(
-    version_ids: list[int], approve: bool, comment: str | None, by: str, region: str | None
+    version_ids: list[int],
+    approve: bool,
+    comment: str | None,
+    by: str,
+    region: str | None,
+    year: int | None,
 ) -> None:
     from hytetu.memos import decide
     from hytetu.state import cycle_view
 
     try:
         with db.session_scope() as s:
-            view = cycle_view(s, region)
+            view = cycle_view(s, region, year)
             for vid in version_ids:
                 v = decide(view, vid, approve=approve, actor=by, comment=comment)
                 typer.echo(f"{v.filename}: {v.status}")
@@ -196,9 +233,10 @@ def memos_approve(
     comment: Annotated[str | None, typer.Option(help="A note kept with the decision")] = None,
     by: Annotated[str, typer.Option(help="Who approves")] = os.environ.get("USER", "admin"),
     region: Region = None,
+    year: Year = None,
 ) -> None:
     """Approve memo versions: they are frozen and can be dispatched."""
-    _decide(version_ids, True, comment, by, region)
+    _decide(version_ids, True, comment, by, region, year)
 
 
 @memos_app.command("reject")
@@ -207,9 +245,10 @@ def memos_reject(
     comment: Annotated[str | None, typer.Option(help="Why; kept with the decision")] = None,
     by: Annotated[str, typer.Option(help="Who rejects")] = os.environ.get("USER", "admin"),
     region: Region = None,
+    year: Year = None,
 ) -> None:
     """Reject memo versions: they can never be dispatched."""
-    _decide(version_ids, False, comment, by, region)
+    _decide(version_ids, False, comment, by, region, year)
 
 
 @notes_app.command("template")
@@ -217,6 +256,7 @@ def notes_template(
     session: Annotated[str, typer.Argument(help="A session id from the cycle config")],
     out: Annotated[Path, typer.Option(help="The workbook to write (.xlsx)")],
     region: Region = None,
+    year: Year = None,
     language: Annotated[
         str | None,
         typer.Option(
@@ -230,7 +270,7 @@ def notes_template(
 
     try:
         with db.session_scope() as s:
-            write_template(cycle_view(s, region), session, out, language)
+            write_template(cycle_view(s, region, year), session, out, language)
     except HytetuError as e:
         _fail(e)
         return
@@ -241,6 +281,7 @@ def notes_template(
 def notes_import(
     path: Annotated[Path, typer.Argument(help="A notes file: .xlsx from the template or .yaml")],
     region: Region = None,
+    year: Year = None,
 ) -> None:
     """Import a session's notes; a corrected file replaces that session's findings."""
     from hytetu.notes import import_notes_file
@@ -248,7 +289,7 @@ def notes_import(
 
     try:
         with db.session_scope() as s:
-            result = import_notes_file(cycle_view(s, region), path)
+            result = import_notes_file(cycle_view(s, region, year), path)
     except HytetuError as e:
         _fail(e)
         return
@@ -384,6 +425,7 @@ app.add_typer(feedback_app, name="feedback")
 def feedback_import_file(
     file: Annotated[Path, typer.Argument(help="A form export (.csv or .xlsx)")],
     region: Region = None,
+    year: Year = None,
 ) -> None:
     """Import a Webropol or Microsoft Forms export; all or nothing, duplicates skipped."""
     from hytetu.errors import FeedbackImportError
@@ -392,7 +434,7 @@ def feedback_import_file(
 
     try:
         with db.session_scope() as s:
-            r = import_file(cycle_view(s, region), file)
+            r = import_file(cycle_view(s, region, year), file)
     except FeedbackImportError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
@@ -557,6 +599,7 @@ def dispatch_status(
         Path | None, typer.Option("--csv", help="Also write the report as CSV to this file")
     ] = None,
     region: Region = None,
+    year: Year = None,
 ) -> None:
     """Every memo letter of the cycle: state, recipient, document, Message-ID, sent time."""
     from collections import Counter
@@ -566,7 +609,7 @@ def dispatch_status(
 
     try:
         with db.session_scope() as s:
-            view = cycle_view(s, region)
+            view = cycle_view(s, region, year)
             rows = report_rows(s, view.cycle.id)
             year = view.cycle.year
     except HytetuError as e:

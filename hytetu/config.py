@@ -293,7 +293,16 @@ class FeedbackImport(_Model):
         )
 
 
+#: A note ``hytetu cycle new`` puts on what it moved a year: ``validate`` and ``load``
+#: warn about it until the coordinator has checked and removed it.
+CheckNote = Annotated[
+    str | None,
+    Field(description="A note of what to check (hytetu cycle new); remove it once checked"),
+]
+
+
 class FeedbackWindow(_Model):
+    check: CheckNote = None
     opens: date
     deadline: date = Field(description="Last day to respond, inclusive, region's time zone")
     url: str | None = None
@@ -323,6 +332,7 @@ class GoalMatrix(_Model):
 
 class Session(_Model):
     id: Id
+    check: CheckNote = None
     kind: Literal["group_session", "provider_forum"] = "group_session"
     group: Id | None = None
     title: LocalizedText | None = None
@@ -876,7 +886,11 @@ def _check(config: Config, rdoc: YamlDoc, cdoc: YamlDoc) -> list[Problem]:
                     severity="warning",
                 )
             )
+    if cf.feedback.check:
+        out.append(cdoc.problem(("feedback", "check"), f"to check: {cf.feedback.check}", "warning"))
     for si, s in enumerate(cf.sessions):
+        if s.check:
+            out.append(cdoc.problem(("sessions", si, "check"), f"to check: {s.check}", "warning"))
         if s.status == "scheduled" and not config.invitees(s):
             out.append(
                 cdoc.problem(
