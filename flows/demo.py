@@ -1,7 +1,10 @@
-"""The main job: the whole yearly cycle of an example region in simulated time.
+"""The main job: the yearly cycles of an example region in simulated time.
 
-Runs the daily tick (a real Prefect flow run) on each day something is due, approves the
-rendered memos as a simulated coordinator, and runs the tick once more to dispatch them.
+For each config folder in turn (by default the Central Finland example's 2025 and 2026,
+the second made with ``hytetu cycle new``), in one database: loads it, runs the daily tick
+(a real Prefect flow run) on each day something is due, approves the rendered memos as a
+simulated coordinator, and runs the tick once more to dispatch them. The second year's
+invitations and memos so show the follow-up of the first.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from hytetu import db, memos, phases, render
 from hytetu.findings import latest_compilation
 from hytetu.simulate import tick_times
@@ -24,10 +29,17 @@ from hytetu.state import cycle_view
 
 
 def run_demo(config: Path, out: Path, echo: Callable[[str], None] = print) -> dict:
+    """One config folder's year; see ``run_demos``."""
+    return run_demos([config], out, echo)[0]
+
+
+def run_demos(configs: list[Path], out: Path, echo: Callable[[str], None] = print) -> list[dict]:
+    """Each config folder's year in turn, in one database and one Prefect API; one summary
+    per folder."""
     # Prefect's API server boots (3 s) in its own process while this one loads the config.
     server = None if _api_configured() else TemporaryApi.start()
     try:
-        return _run_demo(config, out, echo, server)
+        return [_run_demo(config, out, echo, server) for config in configs]
     finally:
         if server is not None:
             server.stop()
@@ -111,7 +123,8 @@ def _run_demo(
     for warning in report.warnings:
         echo(f"  warning: {warning}")
     with db.session_scope(url) as s:
-        ticks = tick_times(cycle_view(s))
+        year = s.scalar(select(db.Cycle.year).filter_by(config_folder=str(Path(config).resolve())))
+        ticks = tick_times(cycle_view(s, year=year))
 
     from prefect.settings import (  # Prefect is imported only when running
         PREFECT_API_URL,
@@ -127,17 +140,21 @@ def _run_demo(
         if api is not None:
             updates[PREFECT_API_URL] = api
     with temporary_settings(updates=updates):
-        return _simulate(url, out, ticks, echo)
+        return _simulate(url, out, ticks, echo, year)
 
 
-def _simulate(url: str, out: Path, ticks: list[datetime], echo: Callable[[str], None]) -> dict:
+def _simulate(
+    url: str, out: Path, ticks: list[datetime], echo: Callable[[str], None], year: int | None
+) -> dict:
+    """The year of the cycle ``year`` (the tick acts on the newest cycle: load the years
+    in order)."""
     from flows.annual_cycle import annual_cycle
 
     for at in ticks:
         due = annual_cycle(as_of=at.isoformat(), out_dir=str(out))
         echo(f"{at:%Y-%m-%d}: {', '.join(due) if due else 'nothing due'}")
     with db.session_scope(url) as s:
-        view = cycle_view(s)
+        view = cycle_view(s, year=year)
         approve_at = ticks[-1] + timedelta(days=1)
         # The answer the review-memos flow would get from the coordinator's form, given
         # directly: the demo must not pause.
@@ -153,14 +170,14 @@ def _simulate(url: str, out: Path, ticks: list[datetime], echo: Callable[[str], 
     dispatch_at = approve_at + timedelta(hours=1)
     due = annual_cycle(as_of=dispatch_at.isoformat(), out_dir=str(out))
     echo(f"{dispatch_at:%Y-%m-%d}: {', '.join(due) if due else 'nothing due'}")
-    return summary(url, out)
+    return summary(url, out, year)
 
 
-def summary(url: str, out: Path) -> dict:
-    from sqlalchemy import func, select
+def summary(url: str, out: Path, year: int | None = None) -> dict:
+    from sqlalchemy import func
 
     with db.session_scope(url) as s:
-        view = cycle_view(s)
+        view = cycle_view(s, year=year)
         by_purpose = dict(
             s.execute(
                 select(db.OutgoingMessage.purpose, func.count())
@@ -169,16 +186,26 @@ def summary(url: str, out: Path) -> dict:
             ).all()
         )
         failed = s.scalar(
-            select(func.count()).select_from(db.OutgoingMessage).filter_by(state="failed")
+            select(func.count())
+            .select_from(db.OutgoingMessage)
+            .filter_by(cycle_id=view.cycle.id, state="failed")
         )
-        findings = s.scalar(select(func.count()).select_from(db.Finding))
+        findings = s.scalar(
+            select(func.count())
+            .select_from(db.Finding)
+            .join(db.MeetingSession)
+            .where(db.MeetingSession.cycle_id == view.cycle.id)
+        )
         responses = s.execute(
-            select(db.FeedbackResponse.late, func.count()).group_by(db.FeedbackResponse.late)
+            select(db.FeedbackResponse.late, func.count())
+            .filter_by(cycle_id=view.cycle.id)
+            .group_by(db.FeedbackResponse.late)
         ).all()
         compiled = latest_compilation(view)
         cells = compiled.result["cells"] if compiled else []
         themes = [t for c in cells for t in c["themes"]]
         return {
+            "year": view.cycle.year,
             "compilation": {
                 "themes": len(themes),
                 "common": sum(1 for t in themes if t["common"]),

@@ -41,6 +41,8 @@ cycle_app = typer.Typer(help="Yearly cycles: next year's from this year's.", no_
 app.add_typer(cycle_app, name="cycle")
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "examples" / "keski-suomi-2025"
+#: The demo's two years: the 2025 example, then the 2026 cycle made from it with cycle new.
+EXAMPLE_YEARS = [EXAMPLE, EXAMPLE.parent / "keski-suomi-2026"]
 
 TrustedProxies = Annotated[
     str,
@@ -144,6 +146,30 @@ def cycle_new(
     typer.echo(f"{len(r.warnings)} warning(s) to check before 'hytetu load {r.folder}':")
     for w in r.warnings:
         typer.echo(f"  {w}")
+
+
+@app.command("export")
+def export_open_data(
+    out: Annotated[
+        Path | None,
+        typer.Option(help="The output folder (default: $HYTETU_OUT); files go to open-data/"),
+    ] = None,
+    region: Region = None,
+    year: Year = None,
+) -> None:
+    """Write the cycle's public compilation as open data: JSON (docs/open-data.schema.json)
+    and CSV (UTF-8, ';'). Themes, emphases and counts only; never personal data."""
+    from hytetu.opendata import export_cycle
+    from hytetu.phases import default_out_dir
+
+    try:
+        data, paths = export_cycle(out or Path(default_out_dir()), region, year)
+    except HytetuError as e:
+        _fail(e)
+        return
+    typer.echo(f"open data {data['cycle']['year']} ({data['status']}):")
+    for p in paths:
+        typer.echo(f"  {p}")
 
 
 @app.command()
@@ -358,10 +384,16 @@ def demo(
     out: Annotated[Path, typer.Option(help="Where the demo writes everything")] = Path(
         "hytetu-demo"
     ),
-    config: Annotated[Path, typer.Option(help="The config folder to simulate")] = EXAMPLE,
+    config: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A config folder to simulate; repeat for several years of one region, "
+            "oldest first (default: the Central Finland example's 2025 and 2026)"
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option(help="Show Prefect's own logs")] = False,
 ) -> None:
-    """Run a whole yearly cycle in simulated time: SQLite, the file outbox, real flow runs."""
+    """Run yearly cycles in simulated time: SQLite, the file outbox, real flow runs."""
     out = out.resolve()
     if out.exists() and any(out.iterdir()):
         if not (out / "hytetu.db").exists():
@@ -380,16 +412,25 @@ def demo(
     os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.1")
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    from flows.demo import run_demo
+    from flows.demo import run_demos
 
     try:
-        result = run_demo(config, out, echo=typer.echo)
+        results = run_demos(config or EXAMPLE_YEARS, out, echo=typer.echo)
     except HytetuError as e:
         _fail(e)
         return
+    for result in results:
+        _demo_summary(result, out)
+    typer.echo(f"  outbox (.eml)       {out / 'outbox'}")
+    typer.echo(f"  calendars (.ics)    {out / 'calendars'}")
+    typer.echo(f"  memos (PDF/A)       {out / 'memos'}")
+    typer.echo(f"  database            {out / 'hytetu.db'}")
+
+
+def _demo_summary(result: dict, out: Path) -> None:
     messages = result["messages"]
     typer.echo("")
-    typer.echo("Demo finished")
+    typer.echo(f"Demo finished: {result['year']}")
     typer.echo(f"  sessions            {result['sessions']}")
     typer.echo(f"  invitations sent    {messages.get('invitation', 0)}")
     typer.echo(f"  session reminders   {messages.get('reminder', 0)}")
@@ -411,10 +452,6 @@ def demo(
     typer.echo(f"  memos rendered      {len(result['memos'])}")
     typer.echo(f"  memos dispatched    {messages.get('memo', 0)} letters to registries")
     typer.echo(f"  failed messages     {result['failed']}")
-    typer.echo(f"  outbox (.eml)       {out / 'outbox'}")
-    typer.echo(f"  calendars (.ics)    {out / 'calendars'}")
-    typer.echo(f"  memos (PDF/A)       {out / 'memos'}")
-    typer.echo(f"  database            {out / 'hytetu.db'}")
 
 
 feedback_app = typer.Typer(help="Feedback window responses.", no_args_is_help=True)

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 
-from hytetu import db
+from hytetu import db, followup
 from hytetu.calendar import Attendee, CalendarEvent, build_calendar, session_uid
 from hytetu.config import DEFAULT_ALARM_MINUTES
 from hytetu.mail import build_message
@@ -93,11 +94,35 @@ def _context(
         ],
         "feedback_deadline": view.cycle.feedback_deadline,
         "feedback_url": view.cycle.feedback_url,
+        "last_year": _last_year(view, s, language),
         "recipient": contact.name if contact else "",
         "method": "CANCEL" if s.status == "cancelled" else "REQUEST",
         "kind": "invite",
         "sender": view.sender_name(language),
     }
+
+
+def _last_year(view: CycleView, s: db.MeetingSession, language: str) -> dict[str, Any] | None:
+    """What the session's group raised last year, per priority area and service area, in
+    its own words (``hytetu.followup``); None for a first cycle, a group new this year or
+    the provider forum."""
+    last = followup.last_year(view) if s.group is not None else None
+    if last is None or s.group is None:
+        return None
+    emphases = followup.group_emphases(view, last, s.group.key)
+    if not emphases:
+        return None
+    pas, sas, _ = view.matrix()
+    areas = []
+    for pa in pas:
+        items = [
+            {"service_area": view.text(sa.name, language), "texts": [e.text for e in found]}
+            for sa in sas
+            if (found := emphases.get(f"{pa.key}/{sa.key}"))
+        ]
+        if items:
+            areas.append({"name": view.text(pa.name, language), "items": items})
+    return {"year": last.year, "priority_areas": areas}
 
 
 @dataclass(frozen=True)

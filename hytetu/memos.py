@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hytetu import db, findings, reports
+from hytetu import db, findings, followup, reports
 from hytetu.errors import StateError
 from hytetu.feedback import PRIVATE_TYPES
 from hytetu.language import Matcher
@@ -318,6 +318,55 @@ def group_memo_context(
             g["text"] for g in result["stakeholders"] if g["group"] == group_key
         ],
         "feedback": feedback,
+        "followup": group_followup(view, result, group_key),
+    }
+
+
+def group_followup(
+    view: CycleView, result: dict[str, Any] | None, group_key: str
+) -> dict[str, Any] | None:
+    """What the group raised last year per cell ("pa/sa"), each marked whether raised again
+    (with this year's ``result``; the invitation has none yet): None for a first cycle or a
+    group with no last year (``hytetu.followup``)."""
+    last = followup.last_year(view)
+    if last is None:
+        return None
+    emphases = followup.group_emphases(view, last, group_key, result)
+    if not emphases:
+        return None
+    items = {k: [{"text": e.text, "again": e.again} for e in v] for k, v in emphases.items()}
+    flat = [e for v in emphases.values() for e in v]
+    return {
+        "year": last.year,
+        "cells": items,
+        "total": len(flat),
+        "again": sum(1 for e in flat if e.again),
+    }
+
+
+def summary_followup(view: CycleView, result: dict[str, Any]) -> dict[str, Any] | None:
+    """Per cell, the themes that recur, are new or were dropped since last year; None for
+    a first cycle."""
+    last = followup.last_year(view)
+    if last is None:
+        return None
+    cells = followup.compare(view, result, last)
+    return {
+        "year": last.year,
+        "cells": {
+            c.key: {
+                "recurring": [{"text": r.text, "last_text": r.last_text} for r in c.recurring],
+                "new": c.new,
+                "dropped": c.dropped,
+            }
+            for c in cells
+            if c.recurring or c.new or c.dropped
+        },
+        "totals": {
+            "recurring": sum(len(c.recurring) for c in cells),
+            "new": sum(len(c.new) for c in cells),
+            "dropped": sum(len(c.dropped) for c in cells),
+        },
     }
 
 
@@ -358,6 +407,7 @@ def summary_context(
         "stakeholder_remarks": sorted({g["text"] for g in result["stakeholders"]}),
         "forum": result["forum"],
         "feedback": result["feedback"],
+        "followup": summary_followup(view, result),
     }
 
 
