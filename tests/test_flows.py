@@ -58,9 +58,10 @@ def test_demo_runs_the_whole_cycle(
     out = tmp_path / "demo"
     result = CliRunner().invoke(app, ["demo", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "Demo finished" in result.output
+    # Two years, in one database: 2025, then the 2026 made from it with cycle new.
+    assert "Demo finished: 2025" in result.output and "Demo finished: 2026" in result.output
     assert "Traceback" not in result.output
-    assert "memos dispatched    43 letters" in result.output
+    assert result.output.count("memos dispatched    43 letters") == 2
 
     emls = list((out / "outbox").glob("*.eml"))
     assert len(emls) > 300
@@ -75,10 +76,18 @@ def test_demo_runs_the_whole_cycle(
         vobject.readOne(ics.read_text(encoding="utf-8")).validate()
         icalendar.Calendar.from_ical(ics.read_bytes())
     pdfs = sorted((out / "memos").glob("*.pdf"))
-    assert len(pdfs) == 7 + 6  # the memos, the summary, each memo's feedback annex
+    # Each year the memos, the summary, each memo's feedback annex.
+    assert len(pdfs) == 2 * (7 + 6)
     for pdf in pdfs:
         reader = PdfReader(io.BytesIO(pdf.read_bytes()))
         assert "Hyvinvoinnin, terveyden ja turvallisuuden" in reader.pages[0].extract_text()
+    summaries = {
+        p.name[:4]: " ".join(x.extract_text() for x in PdfReader(p).pages)
+        for p in pdfs
+        if "-koonti-" in p.name
+    }
+    assert "Seuranta: muutokset vuodesta 2025" in summaries["2026"]
+    assert "Seuranta" not in summaries["2025"]
 
 
 def test_demo_refuses_to_wipe_a_folder_that_is_not_a_demo(tmp_path: Path) -> None:
