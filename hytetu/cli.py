@@ -331,13 +331,15 @@ def notes_import(
         typer.echo(f"  - {t}")
 
 
-def _correct(kind: str, payload: dict, by: str, region: str | None) -> None:
+def _correct(
+    kind: str, payload: dict, by: str, region: str | None, year: int | None = None
+) -> None:
     from hytetu.findings import add_correction
     from hytetu.state import cycle_view
 
     try:
         with db.session_scope() as s:
-            row = add_correction(cycle_view(s, region), kind, payload, actor=by)
+            row = add_correction(cycle_view(s, region, year), kind, payload, actor=by)
             typer.echo(f"correction {row.id} ({kind}) saved; it applies from the next compile")
     except HytetuError as e:
         _fail(e)
@@ -350,9 +352,10 @@ def findings_merge(
     second: Annotated[str, typer.Argument(help="A finding of the theme to merge into it")],
     by: Annotated[str, typer.Option(help="Who corrects")] = os.environ.get("USER", "admin"),
     region: Region = None,
+    year: Year = None,
 ) -> None:
     """Merge two themes of a cell into one."""
-    _correct("merge", {"cell": cell, "a": first, "b": second}, by, region)
+    _correct("merge", {"cell": cell, "a": first, "b": second}, by, region, year)
 
 
 @findings_app.command("split")
@@ -361,9 +364,10 @@ def findings_split(
     finding: Annotated[str, typer.Argument(help="The finding to take out of its theme")],
     by: Annotated[str, typer.Option(help="Who corrects")] = os.environ.get("USER", "admin"),
     region: Region = None,
+    year: Year = None,
 ) -> None:
     """Take a finding out of its theme: it becomes a theme of its own."""
-    _correct("split", {"cell": cell, "text": finding}, by, region)
+    _correct("split", {"cell": cell, "text": finding}, by, region, year)
 
 
 @findings_app.command("reclassify")
@@ -374,9 +378,10 @@ def findings_reclassify(
     ] = None,
     by: Annotated[str, typer.Option(help="Who corrects")] = os.environ.get("USER", "admin"),
     region: Region = None,
+    year: Year = None,
 ) -> None:
     """Put a feedback response in a cell (or back to unclassified)."""
-    _correct("reclassify", {"response_id": response, "cell": cell}, by, region)
+    _correct("reclassify", {"response_id": response, "cell": cell}, by, region, year)
 
 
 @app.command()

@@ -164,3 +164,17 @@ def test_two_years_of_a_region_in_one_database(db_url: str, written: Path) -> No
     assert len(by_cycle) == 2 and all(by_cycle.values())
     first, second = by_cycle.values()
     assert not first & second
+
+
+def test_commands_take_the_year(sqlite_url: str, written: Path) -> None:
+    phases.load(EXAMPLE, sqlite_url)
+    phases.load(written, sqlite_url)
+    env = {"HYTETU_DATABASE_URL": sqlite_url}
+    runner = CliRunner()
+    newest = runner.invoke(app, ["dispatch", "status"], env=env)
+    older = runner.invoke(app, ["dispatch", "status", "--year", "2025"], env=env)
+    assert newest.output.startswith("dispatch 2026: ") and older.output.startswith(
+        "dispatch 2025: "
+    )
+    missing = runner.invoke(app, ["memos", "list", "--year", "2024"], env=env)
+    assert missing.exit_code == 1 and "no cycle" in missing.output
