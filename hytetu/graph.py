@@ -44,6 +44,7 @@ import httpx
 
 from hytetu.errors import DeliveryError
 from hytetu.mail import Receipt
+from hytetu.secret_blocks import prefect_secret
 from hytetu.transport_settings import GraphSettings
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ class GraphTransport:
                 )
             return _certificate_credential(Path(path))
         if s.client_secret_block:
-            secret = _prefect_secret(s.client_secret_block)
+            secret = prefect_secret(s.client_secret_block, "Graph")
             where = f"Prefect Secret block {s.client_secret_block}"
         else:
             secret = os.environ.get(s.client_secret_env, "")
@@ -390,16 +391,3 @@ def _requests_session(ca_bundle: str | None, timeout: float) -> Any:
         session.request, timeout=timeout, verify=ca_bundle
     )
     return session
-
-
-def _prefect_secret(name: str) -> str:
-    try:
-        from prefect.blocks.system import Secret
-
-        block: Any = Secret.load(name)  # sync in a sync context
-        return str(block.get())
-    except Exception as e:  # an unknown block, no API: a configuration problem
-        raise DeliveryError(
-            f"Graph: cannot load the Prefect Secret block {name}: {type(e).__name__}",
-            permanent=True,
-        ) from None
