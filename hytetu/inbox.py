@@ -69,7 +69,15 @@ class InboxSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     read: bool = Field(True, description="Read the mailbox on every tick (false: only send)")
-    folder: str = Field("INBOX", description="Folder read for replies")
+    folder: str = Field(
+        "INBOX",
+        description="Folder read for replies: INBOX, or a path below the top of the "
+        "mailbox with / between the levels (e.g. INBOX/Hyte or Hyte-vastaukset)",
+    )
+    mailbox: str | None = Field(
+        None,
+        description="EWS and Graph: the mailbox read; default mail.ews.sender / mail.graph.sender",
+    )
     handled_folder: str | None = Field(
         None,
         description="Folder handled messages are moved to (created when missing); "

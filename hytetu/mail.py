@@ -305,8 +305,6 @@ class SmtpSettings(BaseModel):
         return self
 
 
-
-
 class SmtpTransport:
     """SMTP submission (STARTTLS, implicit TLS or plain on a trusted relay), with AUTH.
 

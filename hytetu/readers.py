@@ -46,7 +46,9 @@ class JsonDeltaStore:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as e:
-            raise MailboxError(f"{self.path}: not a readable JSON file: {type(e).__name__}") from None
+            raise MailboxError(
+                f"{self.path}: not a readable JSON file: {type(e).__name__}"
+            ) from None
         return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
     def get(self, mailbox: str) -> str | None:

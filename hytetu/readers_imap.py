@@ -17,9 +17,9 @@ STARTTLS; a plain connection only to this machine.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -249,8 +249,6 @@ class ImapReader:
 def _close_quietly(client: IMAPClient) -> None:
     try:
         client.logout()
-    except (OSError, socket.timeout, imap_errors.IMAPClientError, ssl.SSLError):
-        try:
+    except (TimeoutError, OSError, imap_errors.IMAPClientError, ssl.SSLError):
+        with contextlib.suppress(OSError):
             client.shutdown()
-        except OSError:
-            pass

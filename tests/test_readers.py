@@ -37,13 +37,13 @@ def samples() -> list[Path]:
 def big_message(size: int) -> bytes:
     """A message just over the cap: a scanned letter with a large attachment."""
     head = (
-        "From: Keuruun kaupunki <kirjaamo@keuruu.example>\r\n"
-        "To: hyte@hyvaks.example\r\n"
-        "Subject: =?utf-8?q?Skannattu_asiakirja_=E2=80=93_liitteet?=\r\n"
-        "Message-ID: <scan-20251120-0001@keuruu.example>\r\n"
-        "MIME-Version: 1.0\r\nContent-Type: application/pdf\r\n"
-        "Content-Transfer-Encoding: base64\r\n\r\n"
-    ).encode()
+        b"From: Keuruun kaupunki <kirjaamo@keuruu.example>\r\n"
+        b"To: hyte@hyvaks.example\r\n"
+        b"Subject: =?utf-8?q?Skannattu_asiakirja_=E2=80=93_liitteet?=\r\n"
+        b"Message-ID: <scan-20251120-0001@keuruu.example>\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: application/pdf\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n"
+    )
     line = b"JVBERi0xLjcKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFIvRmlsdGVyIC9GbGF0ZURlY29kZT4+\r\n"
     return head + line * (size // len(line) + 1)
 
@@ -294,3 +294,202 @@ def test_plain_imap_is_refused_unless_on_this_machine() -> None:
 def test_reading_off_gives_no_reader(tmp_path: Path) -> None:
     mail = MailSettings(transport="smtp", smtp={"host": "x.example"}, inbox={"read": False})
     assert inbox_module.make_reader(mail, tmp_path) is None
+
+
+# --- Microsoft Graph (the local endpoint) --------------------------------------------------
+
+MAILBOX = "hyte@hyvaks.example"
+
+
+def graph_reader(server: Any, tmp_path: Path, waits: list[float] | None = None, **inbox: Any):
+    from hytetu.readers import DELTA_FILE, JsonDeltaStore
+    from hytetu.readers_graph import GraphReader
+
+    sleep = waits.append if waits is not None else (lambda _s: None)
+    return GraphReader(
+        server.settings(sender=MAILBOX),
+        InboxSettings(**inbox),
+        JsonDeltaStore(tmp_path / DELTA_FILE),
+        sleep=sleep,
+    )
+
+
+def graph_round(server: Any, tmp_path: Path, **inbox: Any) -> list[Any]:
+    """One tick: fetch everything, mark it handled."""
+    reader = graph_reader(server, tmp_path, **inbox)
+    try:
+        mails = list(reader.fetch())
+        for mail in mails:
+            reader.mark_handled(mail.key)
+        return mails
+    finally:
+        reader.close()
+
+
+def test_graph_reads_through_delta_pages_and_keeps_the_delta_link(
+    graph_server: Any, tmp_path: Path
+) -> None:
+    graph_server.page_size = 1
+    raws = [p.read_bytes() for p in samples()]
+    for raw in raws:
+        graph_server.deliver(raw)
+
+    mails = graph_round(graph_server, tmp_path)
+
+    assert [m.raw for m in mails] == raws
+    deltas = graph_server.calls("delta")
+    assert deltas[0].query["$select"].split(",")[0] == "id"
+    assert "/mailFolders/inbox/messages/delta" in deltas[0].path
+    assert sum("$skiptoken" in d.query for d in deltas) == len(raws) - 1  # every nextLink
+    stored = (tmp_path / "mailbox-delta.json").read_text(encoding="utf-8")
+    assert "$deltatoken=" in stored
+    # marked by category and read, nothing moved, nothing deleted
+    inbox = graph_server.in_folder("inbox")
+    assert len(inbox) == len(raws)
+    assert all(m["isRead"] and m["categories"] == ["$HytetuHandled"] for m in inbox)
+
+    before = len(graph_server.calls("delta"))
+    assert graph_round(graph_server, tmp_path) == []  # the changes are only our own marks
+    again = graph_server.calls("delta")[before:]
+    assert "$deltatoken" in again[0].query  # the kept link, not a full read
+
+
+def test_graph_moves_handled_mail_to_a_folder_it_creates(graph_server: Any, tmp_path: Path) -> None:
+    for path in samples():
+        graph_server.deliver(path.read_bytes())
+
+    mails = graph_round(graph_server, tmp_path, handled_folder=HANDLED)
+
+    folder = graph_server.folder_named(HANDLED)
+    assert folder is not None
+    assert len(graph_server.calls("createFolder")) == 1
+    assert graph_server.in_folder("inbox") == []
+    assert sorted(m["raw"] for m in graph_server.in_folder(folder)) == sorted(m.raw for m in mails)
+    assert graph_round(graph_server, tmp_path, handled_folder=HANDLED) == []
+    assert len(graph_server.calls("createFolder")) == 1  # found the second time
+    assert len(graph_server.messages) == len(samples())  # nothing deleted
+
+
+def test_graph_a_message_arriving_between_ticks_comes_next_time(
+    graph_server: Any, tmp_path: Path
+) -> None:
+    graph_server.deliver(samples()[0].read_bytes())
+    assert len(graph_round(graph_server, tmp_path)) == 1
+    graph_server.deliver(samples()[1].read_bytes())
+    later = graph_round(graph_server, tmp_path)
+    assert [m.raw for m in later] == [samples()[1].read_bytes()]
+
+
+def test_graph_waits_out_429_retry_after(graph_server: Any, tmp_path: Path) -> None:
+    graph_server.deliver(samples()[0].read_bytes())
+    graph_server.inject(
+        "delta",
+        graph_server.error(
+            429,
+            "ApplicationThrottled",
+            "Application is over its MailboxConcurrency limit.",
+            **{"Retry-After": "7"},
+        ),
+    )
+    graph_server.inject(
+        "value",
+        graph_server.error(429, "TooManyRequests", "Too many requests", **{"Retry-After": "3"}),
+    )
+    waits: list[float] = []
+    reader = graph_reader(graph_server, tmp_path, waits)
+    try:
+        mails = list(reader.fetch())
+    finally:
+        reader.close()
+    assert [m.raw for m in mails] == [samples()[0].read_bytes()]
+    assert waits == [7.0, 3.0]
+
+
+def test_graph_an_expired_delta_link_reads_the_folder_again(
+    graph_server: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = graph_server.deliver(samples()[0].read_bytes())
+    assert [m.key for m in graph_round(graph_server, tmp_path, handled_folder=HANDLED)] == [first]
+    graph_server.expire_delta_links()
+    graph_server.deliver(samples()[1].read_bytes())
+
+    with caplog.at_level(logging.WARNING, logger="hytetu.readers_graph"):
+        mails = graph_round(graph_server, tmp_path, handled_folder=HANDLED)
+
+    assert [m.raw for m in mails] == [samples()[1].read_bytes()]
+    assert any("410" in r.getMessage() for r in caplog.records)
+    statuses = [e for e in graph_server.events if e.startswith("GET delta")]
+    assert statuses == ["GET delta 200", "GET delta 410", "GET delta 200"]
+    assert "$deltatoken" not in graph_server.calls("delta")[-1].query  # a full read again
+    assert "$deltatoken=" in (tmp_path / "mailbox-delta.json").read_text(encoding="utf-8")
+
+
+def test_graph_skips_a_message_over_the_cap_without_reading_it_all(
+    graph_server: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr("hytetu.readers_graph.MAX_MESSAGE_BYTES", 200_000)
+    big = graph_server.deliver(big_message(200_001))
+    small = graph_server.deliver(samples()[0].read_bytes())
+    reader = graph_reader(graph_server, tmp_path)
+    try:
+        with caplog.at_level(logging.WARNING, logger="hytetu.readers_graph"):
+            mails = list(reader.fetch())
+    finally:
+        reader.close()
+    assert [m.key for m in mails] == [small]
+    assert any(big in r.getMessage() and "over the limit" in r.getMessage() for r in caplog.records)
+
+
+def test_graph_wrong_secret_and_server_down_are_clear_errors(
+    graph_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong = "väärä-salaisuus-42"  # noqa: S105
+    monkeypatch.setenv(graph_server.secret_env, wrong)
+    with pytest.raises(MailboxError, match="invalid_client") as raised:
+        list(graph_reader(graph_server, tmp_path).fetch())
+    assert wrong not in error_text(raised.value)
+    monkeypatch.setenv(graph_server.secret_env, graph_server.secret)
+    graph_server.stop()
+    with pytest.raises(MailboxError, match="no token|ConnectError|Connection") as raised:
+        list(graph_reader(graph_server, tmp_path).fetch())
+    assert graph_server.secret not in error_text(raised.value)
+
+
+def test_graph_without_mail_readwrite_says_which_permission(
+    graph_server: Any, tmp_path: Path
+) -> None:
+    message = graph_server.deliver(samples()[0].read_bytes())
+    graph_server.inject(
+        "patch",
+        graph_server.error(
+            403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+        ),
+    )
+    reader = graph_reader(graph_server, tmp_path)
+    try:
+        list(reader.fetch())
+        with pytest.raises(MailboxError, match="Mail.ReadWrite"):
+            reader.mark_handled(message)
+    finally:
+        reader.close()
+
+
+def test_make_reader_routes_graph_with_the_delta_file_in_the_out_folder(
+    graph_server: Any, tmp_path: Path
+) -> None:
+    from hytetu.readers_graph import GraphReader
+
+    mail = MailSettings(
+        transport="graph", graph=graph_server.settings(), inbox={"mailbox": MAILBOX}
+    )
+    reader = make_reader(mail, tmp_path)
+    assert isinstance(reader, GraphReader)
+    graph_server.deliver(samples()[0].read_bytes())
+    try:
+        assert len(list(reader.fetch())) == 1
+    finally:
+        reader.close()
+    assert (tmp_path / "mailbox-delta.json").exists()
