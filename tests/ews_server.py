@@ -18,8 +18,10 @@ Use the fixtures by importing them into a test module: ``from ews_server import 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import email
 import json
+import secrets as random_tokens
 import socket
 import threading
 import traceback
@@ -31,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 from xml.etree import ElementTree as ET
+from xml.sax.saxutils import escape
 
 import pytest
 
@@ -97,6 +100,7 @@ _FOLDERS = {  # distinguished id -> (element, class, display name)
     "root": ("t:Folder", None, "Top of Information Store"),
     "msgfolderroot": ("t:Folder", "IPF.Note", "Top of Information Store"),
     "sentitems": ("t:Folder", "IPF.Note", "Lähetetyt"),
+    "inbox": ("t:Folder", "IPF.Note", "Saapuneet"),
 }
 
 
@@ -112,6 +116,35 @@ class Exchange:
     token_requests: list[dict[str, list[str]]] = field(default_factory=list)
     sent_items: dict[str, bytes] = field(default_factory=dict)  # Message-ID -> MIME
     token: str = field(default_factory=lambda: f"eyJ0eXAi.{uuid.uuid4().hex}.sig")
+    # the mailbox the reader reads: item id -> state; folder id -> (display name, parent id)
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    folders: dict[str, tuple[str, str]] = field(
+        default_factory=lambda: {
+            "AAMk-msgfolderroot": ("Top of Information Store", "AAMk-root"),
+            "AAMk-inbox": ("Saapuneet", "AAMk-msgfolderroot"),
+            "AAMk-sentitems": ("Lähetetyt", "AAMk-msgfolderroot"),
+        }
+    )
+
+    def deliver(self, raw: bytes, folder: str = "AAMk-inbox") -> str:
+        """A message arrives in ``folder``; returns its item id."""
+        item_id = "AAMkAD" + random_tokens.token_urlsafe(40) + "AAA="
+        self.items[item_id] = {
+            "raw": raw,
+            "folder": folder,
+            "is_read": False,
+            "categories": [],
+            "changekey": "CQAAABYA" + random_tokens.token_hex(4),
+            "received": dt.datetime(2025, 11, 20, 6, 0, tzinfo=dt.UTC)
+            + dt.timedelta(minutes=len(self.items)),
+        }
+        return item_id
+
+    def folder_named(self, name: str) -> str | None:
+        return next((i for i, (n, _p) in self.folders.items() if n == name), None)
+
+    def in_folder(self, folder: str) -> list[dict[str, Any]]:
+        return [i for i in self.items.values() if i["folder"] == folder]
 
     def operations(self) -> list[str]:
         return [op for op, _, _ in self.requests]
@@ -151,19 +184,45 @@ class Exchange:
         self.requests.append((operation, headers, operation_elem))
         soap_header = envelope.find("s:Header", NS)
         self.headers.append(soap_header if soap_header is not None else ET.Element("none"))
+        if operation in _MAILBOX_OPERATIONS:
+            return 200, getattr(self, f"_{operation}")(operation_elem)
+        if operation == "FindItem" and not _restricted(operation_elem):
+            return 200, self._find_items(operation_elem)
         if operation == "GetFolder":
-            folders = ""
-            for f in operation_elem.iterfind(".//t:DistinguishedFolderId", NS):
+            answers = []  # one response message per folder asked for, as Exchange sends
+            for f in operation_elem.find("m:FolderIds", NS) or []:
+                if f.tag == f"{{{T}}}FolderId" and f.attrib["Id"] in self.folders:
+                    answers.append(
+                        ("Success", f"<m:Folders>{self._folder_xml(f.attrib['Id'])}</m:Folders>")
+                    )
+                    continue
+                if f.attrib.get("Id") not in _FOLDERS or f.tag != f"{{{T}}}DistinguishedFolderId":
+                    answers.append(("Error", "ErrorFolderNotFound"))
+                    continue
                 tag, folder_class, name = _FOLDERS[f.attrib["Id"]]
                 klass = f"<t:FolderClass>{folder_class}</t:FolderClass>" if folder_class else ""
-                folders += (
+                folders = (
                     f'<{tag}><t:FolderId Id="AAMk-{f.attrib["Id"]}" ChangeKey="AQAAABYA"/>'
                     f"{klass}<t:DisplayName>{name}</t:DisplayName>"
                     f"<t:TotalCount>{len(self.sent_items)}</t:TotalCount>"
                     "<t:ChildFolderCount>0</t:ChildFolderCount>"
                     f"<t:UnreadCount>0</t:UnreadCount></{tag}>"
                 )
-            return 200, _ok("GetFolder", f"<m:Folders>{folders}</m:Folders>")
+                answers.append(("Success", f"<m:Folders>{folders}</m:Folders>"))
+            messages = "".join(
+                f'<m:GetFolderResponseMessage ResponseClass="Success"><m:ResponseCode>NoError'
+                f"</m:ResponseCode>{inner}</m:GetFolderResponseMessage>"
+                if outcome == "Success"
+                else '<m:GetFolderResponseMessage ResponseClass="Error"><m:MessageText>The '
+                "specified folder could not be found in the store.</m:MessageText><m:ResponseCode>"
+                "ErrorFolderNotFound</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>"
+                "</m:GetFolderResponseMessage>"
+                for outcome, inner in answers
+            )
+            return 200, (
+                f'<m:GetFolderResponse xmlns:m="{M}" xmlns:t="{T}"><m:ResponseMessages>'
+                f"{messages}</m:ResponseMessages></m:GetFolderResponse>"
+            )
         if operation == "CreateItem":
             if self.busy_first:
                 self.busy_first -= 1
@@ -199,6 +258,214 @@ class Exchange:
             )
             return 200, _ok("FindItem", root)
         raise AssertionError(f"the fake Exchange does not know {operation}")
+
+    # --- the mailbox ------------------------------------------------------------------------
+
+    def _folder_id(self, elem: ET.Element | None) -> str:
+        """The folder a FolderId or DistinguishedFolderId element names."""
+        assert elem is not None
+        for child in elem.iter():
+            tag = child.tag.split("}", 1)[-1]
+            if tag == "FolderId":
+                return child.attrib["Id"]
+            if tag == "DistinguishedFolderId":
+                return f"AAMk-{child.attrib['Id']}"
+        raise AssertionError("no folder id")
+
+    def _folder_xml(self, folder_id: str) -> str:
+        name, parent = self.folders[folder_id]
+        return (
+            f'<t:Folder><t:FolderId Id="{folder_id}" ChangeKey="AQAAABYA"/>'
+            f'<t:ParentFolderId Id="{parent}" ChangeKey="AQAAAA=="/>'
+            f"<t:FolderClass>IPF.Note</t:FolderClass><t:DisplayName>{escape(name)}</t:DisplayName>"
+            f"<t:TotalCount>{len(self.in_folder(folder_id))}</t:TotalCount>"
+            "<t:ChildFolderCount>0</t:ChildFolderCount><t:UnreadCount>0</t:UnreadCount></t:Folder>"
+        )
+
+    def _FindFolder(self, elem: ET.Element) -> str:
+        parent = self._folder_id(elem.find("m:ParentFolderIds", NS))
+        assert elem.attrib.get("Traversal") == "Shallow"
+        wanted = elem.find(".//t:IsEqualTo/t:FieldURIOrConstant/t:Constant", NS)
+        uri = elem.find(".//t:IsEqualTo/t:FieldURI", NS)
+        assert uri is not None and uri.attrib["FieldURI"] == "folder:DisplayName"
+        assert wanted is not None
+        # Exchange compares display names case-insensitively
+        hits = [
+            i
+            for i, (name, p) in self.folders.items()
+            if p == parent and name.lower() == wanted.attrib["Value"].lower()
+        ]
+        folders = "".join(self._folder_xml(i) for i in hits)
+        root = (
+            f'<m:RootFolder IndexedPagingOffset="{len(hits)}" TotalItemsInView="{len(hits)}" '
+            f'IncludesLastItemInRange="true"><t:Folders>{folders}</t:Folders></m:RootFolder>'
+        )
+        return _ok("FindFolder", root)
+
+    def _CreateFolder(self, elem: ET.Element) -> str:
+        parent = self._folder_id(elem.find("m:ParentFolderId", NS))
+        name_elem = elem.find("m:Folders/t:Folder/t:DisplayName", NS)
+        assert name_elem is not None and name_elem.text
+        name = name_elem.text
+        if any(p == parent and n.lower() == name.lower() for n, p in self.folders.values()):
+            return _error(
+                "CreateFolder",
+                "ErrorFolderExists",
+                "A folder with the specified name already exists.",
+            )
+        folder_id = "AAMkADFolder" + random_tokens.token_hex(8) + "AAA="
+        self.folders[folder_id] = (name, parent)
+        inner = f'<m:Folders><t:Folder><t:FolderId Id="{folder_id}" ChangeKey="AQAAABYA"/>'
+        return _ok("CreateFolder", inner + "</t:Folder></m:Folders>")
+
+    def _find_items(self, elem: ET.Element) -> str:
+        folder = self._folder_id(elem.find("m:ParentFolderIds", NS))
+        view = elem.find("m:IndexedPageItemView", NS)
+        offset = int(view.attrib.get("Offset", "0")) if view is not None else 0
+        limit = int(view.attrib.get("MaxEntriesReturned", "1000")) if view is not None else 1000
+        items = sorted(
+            ((i, v) for i, v in self.items.items() if v["folder"] == folder),
+            key=lambda kv: kv[1]["received"],
+        )
+        page = items[offset : offset + limit]
+        xml = ""
+        for item_id, item in page:
+            categories = "".join(f"<t:String>{escape(c)}</t:String>" for c in item["categories"])
+            xml += (
+                f'<t:Message><t:ItemId Id="{item_id}" ChangeKey="{item["changekey"]}"/>'
+                f"<t:Size>{len(item['raw']) + 1200}</t:Size>"  # Exchange counts its own props
+                + (f"<t:Categories>{categories}</t:Categories>" if categories else "")
+                + f"<t:DateTimeReceived>{item['received']:%Y-%m-%dT%H:%M:%SZ}"
+                "</t:DateTimeReceived></t:Message>"
+            )
+        last = "true" if offset + len(page) >= len(items) else "false"
+        root = (
+            f'<m:RootFolder IndexedPagingOffset="{offset + len(page)}" '
+            f'TotalItemsInView="{len(items)}" IncludesLastItemInRange="{last}">'
+            f"<t:Items>{xml}</t:Items></m:RootFolder>"
+        )
+        return _ok("FindItem", root)
+
+    def _each_item(self, operation: str, elem: ET.Element, answer: Any) -> str:
+        """One response message per ItemId, as Exchange answers a batch."""
+        messages = ""
+        for item_id in elem.iterfind(".//t:ItemId", NS):
+            item = self.items.get(item_id.attrib["Id"])
+            if item is None:
+                messages += (
+                    f'<m:{operation}ResponseMessage ResponseClass="Error">'
+                    "<m:MessageText>The specified object was not found in the store., "
+                    "The process failed to get the correct properties.</m:MessageText>"
+                    "<m:ResponseCode>ErrorItemNotFound</m:ResponseCode>"
+                    f"<m:DescriptiveLinkKey>0</m:DescriptiveLinkKey><m:Items/>"
+                    f"</m:{operation}ResponseMessage>"
+                )
+                continue
+            messages += (
+                f'<m:{operation}ResponseMessage ResponseClass="Success">'
+                f"<m:ResponseCode>NoError</m:ResponseCode>{answer(item_id.attrib['Id'], item)}"
+                f"</m:{operation}ResponseMessage>"
+            )
+        return (
+            f'<m:{operation}Response xmlns:m="{M}" xmlns:t="{T}"><m:ResponseMessages>'
+            f"{messages}</m:ResponseMessages></m:{operation}Response>"
+        )
+
+    def _GetItem(self, elem: ET.Element) -> str:
+        """The fields asked for (exchangelib asks for complex ones such as Categories by
+        GetItem after a FindItem for the ids), in the schema's order."""
+        fields = {f.attrib["FieldURI"] for f in elem.iterfind(".//t:FieldURI", NS)}
+
+        def answer(item_id: str, item: dict[str, Any]) -> str:
+            xml = ""
+            if "item:MimeContent" in fields:
+                mime = base64.b64encode(item["raw"]).decode()
+                xml += f'<t:MimeContent CharacterSet="UTF-8">{mime}</t:MimeContent>'
+            xml += f'<t:ItemId Id="{item_id}" ChangeKey="{item["changekey"]}"/>'
+            if "item:DateTimeReceived" in fields:
+                received = f"{item['received']:%Y-%m-%dT%H:%M:%SZ}"
+                xml += f"<t:DateTimeReceived>{received}</t:DateTimeReceived>"
+            if "item:Size" in fields:
+                xml += f"<t:Size>{len(item['raw']) + 1200}</t:Size>"  # Exchange adds its props
+            if "item:Categories" in fields and item["categories"]:
+                strings = "".join(f"<t:String>{escape(c)}</t:String>" for c in item["categories"])
+                xml += f"<t:Categories>{strings}</t:Categories>"
+            if "message:IsRead" in fields:
+                xml += f"<t:IsRead>{str(item['is_read']).lower()}</t:IsRead>"
+            return f"<m:Items><t:Message>{xml}</t:Message></m:Items>"
+
+        return self._each_item("GetItem", elem, answer)
+
+    def _MoveItem(self, elem: ET.Element) -> str:
+        destination = self._folder_id(elem.find("m:ToFolderId", NS))
+        if destination not in self.folders:
+            return _error(
+                "MoveItem",
+                "ErrorFolderNotFound",
+                "The specified folder could not be found in the store.",
+            )
+        moved: dict[str, str] = {}
+
+        def answer(item_id: str, item: dict[str, Any]) -> str:
+            new_id = (
+                "AAMkAD" + random_tokens.token_urlsafe(40) + "AAA="
+            )  # a new id, as Exchange gives
+            moved[item_id] = new_id
+            item["folder"] = destination
+            ids = f'<t:ItemId Id="{new_id}" ChangeKey="{item["changekey"]}"/>'
+            return f"<m:Items><t:Message>{ids}</t:Message></m:Items>"
+
+        body = self._each_item("MoveItem", elem, answer)
+        for old, new in moved.items():
+            self.items[new] = self.items.pop(old)
+        return body
+
+    def _UpdateItem(self, elem: ET.Element) -> str:
+        assert elem.attrib.get("ConflictResolution") in (
+            "AutoResolve",
+            "AlwaysOverwrite",
+            "NeverOverwrite",
+        )
+        changes = {
+            c.find("t:ItemId", NS).attrib["Id"]: c  # type: ignore[union-attr]
+            for c in elem.iterfind("m:ItemChanges/t:ItemChange", NS)
+        }
+
+        def answer(item_id: str, item: dict[str, Any]) -> str:
+            change = changes[item_id]
+            for update in change.iterfind("t:Updates/t:SetItemField", NS):
+                uri = update.find("t:FieldURI", NS)
+                assert uri is not None
+                if uri.attrib["FieldURI"] == "message:IsRead":
+                    value = update.find("t:Message/t:IsRead", NS)
+                    item["is_read"] = value is not None and value.text in (
+                        "true",
+                        "1",
+                    )  # xs:boolean
+                elif uri.attrib["FieldURI"] == "item:Categories":
+                    item["categories"] = [
+                        s.text or "" for s in update.iterfind("t:Message/t:Categories/t:String", NS)
+                    ]
+                else:
+                    raise AssertionError(f"unexpected update of {uri.attrib['FieldURI']}")
+            for delete in change.iterfind("t:Updates/t:DeleteItemField/t:FieldURI", NS):
+                if delete.attrib["FieldURI"] == "item:Categories":
+                    item["categories"] = []
+            item["changekey"] = "CQAAABYA" + random_tokens.token_hex(4)
+            return (
+                f'<m:Items><t:Message><t:ItemId Id="{item_id}" ChangeKey="{item["changekey"]}"/>'
+                "</t:Message></m:Items><m:ConflictResults><m:Count>0</m:Count></m:ConflictResults>"
+            )
+
+        return self._each_item("UpdateItem", elem, answer)
+
+
+_MAILBOX_OPERATIONS = ("FindFolder", "CreateFolder", "GetItem", "MoveItem", "UpdateItem")
+
+
+def _restricted(elem: ET.Element) -> bool:
+    """A FindItem with a restriction: the transport's Sent Items lookup."""
+    return elem.find("m:Restriction", NS) is not None
 
 
 def _free_port() -> int:

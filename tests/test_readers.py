@@ -15,8 +15,12 @@ import traceback
 from email import policy
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree as ET
 
 import pytest
+from ews_server import PASSWORD as EWS_PASSWORD  # the fixtures: pytest finds them here
+from ews_server import exchange, secrets
+from ews_server import settings as ews_settings
 
 from hytetu import inbox as inbox_module
 from hytetu.errors import MailboxError
@@ -493,3 +497,101 @@ def test_make_reader_routes_graph_with_the_delta_file_in_the_out_folder(
     finally:
         reader.close()
     assert (tmp_path / "mailbox-delta.json").exists()
+
+
+# --- EWS (the local endpoint) ------------------------------------------------------------
+
+
+def ews_round(port: int, **inbox: Any) -> list[Any]:
+    from hytetu.readers_ews import EwsReader
+
+    reader = EwsReader(ews_settings(port, sender=MAILBOX), InboxSettings(**inbox))
+    try:
+        mails = list(reader.fetch())
+        for mail in mails:
+            reader.mark_handled(mail.key)
+        return mails
+    finally:
+        reader.close()
+
+
+def test_ews_reads_the_mime_and_marks_by_category(exchange: Any, secrets: None) -> None:
+    state, port = exchange
+    raws = [p.read_bytes() for p in samples()]
+    ids = [state.deliver(raw) for raw in raws]
+
+    mails = ews_round(port)
+
+    assert [m.raw for m in mails] == raws and [m.key for m in mails] == ids
+    assert all(i["is_read"] and i["categories"] == ["$HytetuHandled"] for i in state.items.values())
+    assert "DeleteItem" not in state.operations()
+    assert ews_round(port) == []
+    assert len(state.in_folder("AAMk-inbox")) == len(raws)
+
+
+def test_ews_moves_to_a_folder_it_creates_and_finds_it_later(exchange: Any, secrets: None) -> None:
+    state, port = exchange
+    for path in samples():
+        state.deliver(path.read_bytes())
+
+    mails = ews_round(port, handled_folder=HANDLED)
+
+    folder = state.folder_named(HANDLED)
+    assert folder is not None and state.operations().count("CreateFolder") == 1
+    assert state.in_folder("AAMk-inbox") == []
+    assert sorted(i["raw"] for i in state.in_folder(folder)) == sorted(m.raw for m in mails)
+    state.deliver(samples()[0].read_bytes())
+    later = ews_round(port, handled_folder=HANDLED)
+    assert [m.raw for m in later] == [samples()[0].read_bytes()]
+    assert state.operations().count("CreateFolder") == 1  # found by FindFolder this time
+    assert len(state.items) == len(samples()) + 1  # nothing deleted
+
+
+def test_ews_skips_an_item_over_the_cap(
+    exchange: Any, secrets: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("hytetu.readers_ews.MAX_MESSAGE_BYTES", 200_000)
+    state, port = exchange
+    big = state.deliver(big_message(200_001))
+    small = state.deliver(samples()[0].read_bytes())
+    with caplog.at_level(logging.WARNING, logger="hytetu.readers_ews"):
+        mails = ews_round(port)
+    assert [m.key for m in mails] == [small]
+    assert any(big in r.getMessage() for r in caplog.records)
+    mime_asked = [
+        body
+        for op, _h, body in state.requests
+        if op == "GetItem" and b"MimeContent" in ET.tostring(body)
+    ]
+    assert len(mime_asked) == 1  # the big one's MIME was never asked for
+
+
+def test_ews_reads_a_subfolder_of_the_inbox(exchange: Any, secrets: None) -> None:
+    state, port = exchange
+    state.folders["AAMkADSub"] = ("Hyte-vastaukset", "AAMk-inbox")
+    state.deliver(samples()[0].read_bytes(), folder="AAMkADSub")
+    state.deliver(samples()[1].read_bytes())  # in the Inbox itself: not read
+    mails = ews_round(port, folder="INBOX/Hyte-vastaukset")
+    assert [m.raw for m in mails] == [samples()[0].read_bytes()]
+    with pytest.raises(MailboxError, match="no folder INBOX/Puuttuva"):
+        ews_round(port, folder="INBOX/Puuttuva")
+
+
+def test_ews_wrong_password_and_server_down_are_clear_errors(
+    exchange: Any, secrets: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hytetu.readers_ews import EwsReader
+
+    state, port = exchange
+    state.deliver(samples()[0].read_bytes())
+    wrong = "Väärä-ews-salasana"  # noqa: S105
+    monkeypatch.setenv("HYTETU_TEST_EWS_PASSWORD", wrong)
+    with pytest.raises(MailboxError, match="refused the credentials") as raised:
+        ews_round(port)
+    assert wrong not in error_text(raised.value) and EWS_PASSWORD not in error_text(raised.value)
+    monkeypatch.setenv("HYTETU_TEST_EWS_PASSWORD", EWS_PASSWORD)
+    from ews_server import _free_port
+
+    reader = EwsReader(ews_settings(_free_port(), sender=MAILBOX), InboxSettings())
+    with pytest.raises(MailboxError, match="Connection refused"):
+        list(reader.fetch())
