@@ -106,6 +106,7 @@ class ImapReader:
         self._uidvalidity: int | None = None
         self._password = ""
         self._handled_folder_ready = False
+        self._keywords = True
 
     # --- the connection ----------------------------------------------------------------
 
@@ -168,6 +169,16 @@ class ImapReader:
             _close_quietly(client)
             raise self._error(f"cannot open the folder {self.folder}: {e}") from None
         self._uidvalidity = int(selected[b"UIDVALIDITY"])
+        permanent = {bytes(f) for f in selected.get(b"PERMANENTFLAGS", ())}
+        # \* : the server keeps any keyword; a server that keeps none (Exchange's IMAP)
+        # can only have handled mail moved away
+        self._keywords = b"\\*" in permanent or self.keyword in permanent
+        if not self._keywords and not (self.handled_folder and client.has_capability("MOVE")):
+            _close_quietly(client)
+            raise self._error(
+                f"the server keeps no keywords (PERMANENTFLAGS {sorted(permanent)}) and so "
+                "cannot mark mail handled in place: set mail.inbox.handled_folder"
+            )
         self._client = client
         return client
 
@@ -181,7 +192,9 @@ class ImapReader:
     def fetch(self) -> Iterator[IncomingMail]:
         client = self._connect()
         try:
-            uids = sorted(client.search(["UNKEYWORD", self.keyword]))[:MAX_MESSAGES_PER_TICK]
+            # without keywords, handled mail has been moved away: all that is here is new
+            criteria = ["UNKEYWORD", self.keyword] if self._keywords else ["ALL"]
+            uids = sorted(client.search(criteria))[:MAX_MESSAGES_PER_TICK]
         except (OSError, imap_errors.IMAPClientError) as e:
             raise self._error(f"SEARCH in {self.folder} failed: {e}") from None
         for start in range(0, len(uids), _SIZE_BATCH):
@@ -221,7 +234,7 @@ class ImapReader:
                 f"(UIDVALIDITY {self._uidvalidity}); nothing was marked"
             )
         uid = int(uid_text)
-        flags: list[Any] = [self.keyword, b"\\Seen"]
+        flags: list[Any] = [self.keyword, b"\\Seen"] if self._keywords else [b"\\Seen"]
         try:
             # the flags first: they go with the message, and should the move fail it is
             # handled all the same (not fetched again)

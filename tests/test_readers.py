@@ -300,6 +300,90 @@ def test_reading_off_gives_no_reader(tmp_path: Path) -> None:
     assert inbox_module.make_reader(mail, tmp_path) is None
 
 
+def test_imap_reads_at_most_the_tick_cap_and_the_rest_next_time(
+    dovecot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("hytetu.readers_imap.MAX_MESSAGES_PER_TICK", 3)
+    dovecot.append(samples())
+    first = imap_round(dovecot)
+    second = imap_round(dovecot)
+    assert len(first) == 3 and len(second) == len(samples()) - 3
+    assert sorted(m.raw for m in first + second) == sorted(p.read_bytes() for p in samples())
+
+
+def imap_round(server: Any, **inbox: Any) -> list[Any]:
+    reader = imap_reader(server, **inbox)
+    try:
+        mails = list(reader.fetch())
+        for mail in mails:
+            reader.mark_handled(mail.key)
+        return mails
+    finally:
+        reader.close()
+
+
+def test_imap_on_a_server_without_keywords_needs_a_handled_folder(
+    dovecot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like Exchange's IMAP: PERMANENTFLAGS without \\* (no keywords kept)."""
+    from imapclient import IMAPClient
+
+    real = IMAPClient.select_folder
+
+    def no_keywords(self: IMAPClient, folder: str, readonly: bool = False) -> dict:
+        selected = real(self, folder, readonly)
+        selected[b"PERMANENTFLAGS"] = (b"\\Seen", b"\\Answered", b"\\Flagged", b"\\Deleted")
+        return selected
+
+    monkeypatch.setattr(IMAPClient, "select_folder", no_keywords)
+    dovecot.append(samples())
+    with pytest.raises(MailboxError, match="set mail.inbox.handled_folder"):
+        list(imap_reader(dovecot).fetch())
+    mails = imap_round(dovecot, handled_folder=HANDLED)
+    assert len(mails) == len(samples())
+    assert imap_round(dovecot, handled_folder=HANDLED) == []
+    assert dovecot.counts() == {"INBOX": 0, HANDLED: len(samples())}
+
+
+@pytest.mark.prefect
+def test_imap_password_from_a_prefect_secret_block(
+    prefect_api: None, dovecot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    from prefect.blocks.system import Secret
+
+    monkeypatch.delenv(dovecot.password_env)
+    name = f"hytetu-imap-test-{uuid.uuid4().hex[:8]}"
+    Secret(value=dovecot.password).save(name)
+    dovecot.append(samples()[:1])
+    port = dovecot.port
+    account = ImapAccount("127.0.0.1", port, "none", dovecot.user, "UNSET_ENV", name)
+    reader = ImapReader(account, InboxSettings())
+    try:
+        assert [m.raw for m in reader.fetch()] == [samples()[0].read_bytes()]
+    finally:
+        reader.close()
+    missing = ImapAccount("127.0.0.1", port, "none", dovecot.user, "UNSET_ENV", "no-such-block")
+    with pytest.raises(MailboxError, match="no-such-block"):
+        list(ImapReader(missing, InboxSettings()).fetch())
+
+
+def test_make_reader_routes_ews_to_the_ews_reader(tmp_path: Path) -> None:
+    from hytetu.readers_ews import EwsReader
+
+    mail = MailSettings(
+        transport="ews",
+        ews={"server": "mail.hyvaks.example", "auth": "ntlm", "username": "HYVAKS\\svc"},
+        inbox={"mailbox": MAILBOX, "handled_folder": HANDLED},
+    )
+    reader = make_reader(mail, tmp_path)
+    assert isinstance(reader, EwsReader)
+    assert reader.mailbox == f"ews://{MAILBOX}/INBOX"
+    with pytest.raises(MailboxError, match="mail.inbox.mailbox"):
+        make_reader(MailSettings(transport="ews", ews=mail.ews), tmp_path)
+
+
 # --- Microsoft Graph (the local endpoint) --------------------------------------------------
 
 MAILBOX = "hyte@hyvaks.example"
