@@ -679,3 +679,18 @@ def test_ews_wrong_password_and_server_down_are_clear_errors(
     reader = EwsReader(ews_settings(_free_port(), sender=MAILBOX), InboxSettings())
     with pytest.raises(MailboxError, match="Connection refused"):
         list(reader.fetch())
+
+
+def test_the_documented_inbox_block_is_valid_config() -> None:
+    import re
+
+    import yaml
+
+    doc = (Path(__file__).parent.parent / "docs" / "mailbox-readers.md").read_text("utf-8")
+    block = re.search(r"```yaml\n(.*?)```", doc, re.DOTALL)
+    assert block is not None
+    mail = MailSettings(**yaml.safe_load(block.group(1))["mail"])
+    assert mail.inbox.handled_folder == "Käsitellyt"
+    account = imap_account(mail)
+    assert (account.host, account.port, account.security) == ("imap.hyvaks.example", 993, "tls")
+    assert account.password_env == "HYTETU_IMAP_PASSWORD"
