@@ -6,8 +6,10 @@
     ├── FeedbackImportError  a feedback export (CSV/XLSX) is invalid; carries every Problem
     ├── StateError         an operation does not fit the cycle's state (e.g. dispatch of an
     │                      unapproved memo)
-    └── DeliveryError      a transport could not deliver a message (recipient, attempt,
-                           permanent)
+    ├── DeliveryError      a transport could not deliver a message (recipient, attempt,
+    │                      permanent)
+    └── MailboxError       the county's mailbox could not be read or a message not marked
+                           handled (the server, the login, the folder; never the password)
 
 Each error carries its context as keyword arguments. Only the CLI edge turns them into exit
 codes and messages.
@@ -74,3 +76,9 @@ class DeliveryError(HytetuError):
         self.recipient = recipient
         self.attempt = attempt
         self.permanent = permanent
+
+
+class MailboxError(HytetuError):
+    """Reading the county's mailbox failed: the server is down, the login or the folder is
+    wrong, or the server refused to mark a message handled. The text names the server and
+    the account, never the password or a token."""

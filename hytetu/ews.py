@@ -38,6 +38,7 @@ from exchangelib import errors as ews_errors
 
 from hytetu.errors import DeliveryError
 from hytetu.mail import Receipt
+from hytetu.secret_blocks import prefect_secret
 from hytetu.transport_settings import EwsSettings
 
 # Response codes after which a retry cannot help: the message, a recipient, the mailbox or
@@ -164,7 +165,7 @@ class EwsTransport:
         what = "client secret" if oauth else "password"
         block = s.client_secret_block if oauth else s.password_block
         if block:
-            value = _prefect_secret(block)
+            value = prefect_secret(block, "EWS")
             if not value:
                 raise DeliveryError(
                     f"EWS {what} missing: the Prefect Secret block {block} is empty",
@@ -295,16 +296,3 @@ def _split_recipients(raw: bytes, recipients: list[str]) -> tuple[list[str], lis
     cc = [r for r in recipients if r.lower() in in_cc and r.lower() not in in_to]
     bcc = [r for r in recipients if r not in to and r not in cc]
     return to, cc, bcc
-
-
-def _prefect_secret(name: str) -> str:
-    try:
-        from prefect.blocks.system import Secret
-
-        block: Any = Secret.load(name)  # sync in a sync context
-        return str(block.get())
-    except Exception as e:  # an unknown block or no API: a configuration problem
-        raise DeliveryError(
-            f"EWS: cannot load the Prefect Secret block {name}: {type(e).__name__}",
-            permanent=True,
-        ) from None

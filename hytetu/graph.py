@@ -44,6 +44,7 @@ import httpx
 
 from hytetu.errors import DeliveryError
 from hytetu.mail import Receipt
+from hytetu.secret_blocks import prefect_secret
 from hytetu.transport_settings import GraphSettings
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,14 @@ def _graph_error(response: httpx.Response) -> tuple[str, str]:
     except (ValueError, AttributeError):
         pass
     return response.reason_phrase or "error", response.text[:200]
+
+
+class TooLarge(Exception):
+    """A response body over the ``max_bytes`` a caller allowed; ``size`` as far as read."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"{size} bytes")
+        self.size = size
 
 
 class GraphTransport:
@@ -144,7 +153,7 @@ class GraphTransport:
                 )
             return _certificate_credential(Path(path))
         if s.client_secret_block:
-            secret = _prefect_secret(s.client_secret_block)
+            secret = prefect_secret(s.client_secret_block, "Graph")
             where = f"Prefect Secret block {s.client_secret_block}"
         else:
             secret = os.environ.get(s.client_secret_env, "")
@@ -223,12 +232,16 @@ class GraphTransport:
         content_type: str | None = None,
         recipient: str = "",
         landed: Callable[[], bool] | None = None,
+        passthrough: frozenset[int] = frozenset(),
+        max_bytes: int | None = None,
     ) -> httpx.Response | None:
         """One Graph call with token refresh, throttling and bounded retries.
 
         ``landed`` is asked before retrying after an answer that leaves it open whether the
         request was carried out (500/502/504, a lost connection); when it says yes the call
-        returns None instead of doing it twice.
+        returns None instead of doing it twice. An answer with a status in ``passthrough``
+        is returned to the caller instead of raised. With ``max_bytes`` the body is read as
+        a stream and ``TooLarge`` raised as soon as it passes that many bytes.
         """
         s = self.settings
         attempt, waited, refreshed = 0, 0.0, False
@@ -239,14 +252,17 @@ class GraphTransport:
                 headers["Content-Type"] = content_type
             ambiguous = False
             try:
-                response = self._http.request(method, url, content=content, headers=headers)
+                if max_bytes is None:
+                    response = self._http.request(method, url, content=content, headers=headers)
+                else:
+                    response = self._capped(method, url, headers, max_bytes)
             except (httpx.ConnectError, httpx.ConnectTimeout) as e:
                 failure, delay = f"{type(e).__name__}: {e}", None
             except httpx.TransportError as e:
                 failure, delay, ambiguous = f"{type(e).__name__}: {e}", None, True
             else:
                 status = response.status_code
-                if status < 400:
+                if status < 400 or status in passthrough:
                     return response
                 code, message = _graph_error(response)
                 failure = f"Graph {status} {code}: {message}"
@@ -289,6 +305,32 @@ class GraphTransport:
             waited += delay
             if ambiguous and landed is not None and landed():
                 return None
+
+    def _capped(
+        self, method: str, url: str, headers: dict[str, str], max_bytes: int
+    ) -> httpx.Response:
+        """A streamed request whose body is read only up to ``max_bytes``."""
+        with self._http.stream(method, url, headers=headers) as streamed:
+            declared = streamed.headers.get("Content-Length", "")
+            if streamed.status_code < 400 and declared.isdigit() and int(declared) > max_bytes:
+                raise TooLarge(int(declared))
+            chunks, size = [], 0
+            for chunk in streamed.iter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise TooLarge(size)
+                chunks.append(chunk)
+            kept = {
+                k: v
+                for k, v in streamed.headers.items()
+                if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+            }
+            return httpx.Response(
+                streamed.status_code,
+                headers=kept,
+                content=b"".join(chunks),
+                request=streamed.request,
+            )
 
     # --- the transport -----------------------------------------------------------------
 
@@ -390,16 +432,3 @@ def _requests_session(ca_bundle: str | None, timeout: float) -> Any:
         session.request, timeout=timeout, verify=ca_bundle
     )
     return session
-
-
-def _prefect_secret(name: str) -> str:
-    try:
-        from prefect.blocks.system import Secret
-
-        block: Any = Secret.load(name)  # sync in a sync context
-        return str(block.get())
-    except Exception as e:  # an unknown block, no API: a configuration problem
-        raise DeliveryError(
-            f"Graph: cannot load the Prefect Secret block {name}: {type(e).__name__}",
-            permanent=True,
-        ) from None

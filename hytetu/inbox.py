@@ -15,9 +15,9 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
     from hytetu.mail import MailSettings
@@ -69,22 +69,66 @@ class InboxSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     read: bool = Field(True, description="Read the mailbox on every tick (false: only send)")
-    folder: str = Field("INBOX", description="Folder read for replies")
+    folder: str = Field(
+        "INBOX",
+        description="Folder read for replies: INBOX, or a path below the top of the "
+        "mailbox with / between the levels (e.g. INBOX/Hyte or Hyte-vastaukset)",
+    )
+    mailbox: str | None = Field(
+        None,
+        description="EWS and Graph: the mailbox read; default mail.ews.sender / mail.graph.sender",
+    )
     handled_folder: str | None = Field(
         None,
         description="Folder handled messages are moved to (created when missing); "
         "default: leave them where they are, flagged",
     )
     imap_host: str | None = Field(None, description="IMAP server; default mail.smtp.host")
-    imap_port: int = Field(993, description="IMAP port (993 implicit TLS, 143 STARTTLS)")
-    imap_security: str = Field("tls", description="tls | starttls | none (loopback only)")
+    imap_port: int | None = Field(
+        None, description="IMAP port; default 993 for tls, 143 for starttls and none"
+    )
+    imap_security: Literal["tls", "starttls", "none"] = Field(
+        "tls", description="tls (implicit, port 993) | starttls | none (loopback only)"
+    )
     imap_username: str | None = Field(None, description="default mail.smtp.username")
     imap_password_env: str | None = Field(
         None, description="Env var with the IMAP password; default mail.smtp.password_env"
     )
+    imap_password_block: str | None = Field(
+        None, description="Prefect Secret block with the IMAP password (instead of the env var)"
+    )
+    imap_timeout: float = Field(60.0, gt=0, description="Seconds per IMAP command")
+    handled_keyword: str = Field(
+        "$HytetuHandled",
+        pattern=r"^[A-Za-z0-9$_.-]+$",
+        description="IMAP keyword (and Graph/EWS category) that marks a message handled",
+    )
     folder_path: str = Field(
         "inbox", description="File transport: folder of .eml files, relative to --out"
     )
+
+    @model_validator(mode="after")
+    def _no_password_in_clear(self) -> InboxSettings:
+        """As for SMTP: a login on a plain connection only to this machine. (When imap_host
+        is not given, the reader checks mail.smtp.host the same way.)"""
+        if self.imap_security == "none" and self.imap_host and not loopback(self.imap_host):
+            raise ValueError(
+                "imap_security none would send the password unencrypted over the network; "
+                "use tls or starttls (none is only for a server on this machine)"
+            )
+        return self
+
+
+def loopback(host: str) -> bool:
+    """Whether ``host`` is this machine (localhost, 127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class FolderReader:
@@ -128,4 +172,4 @@ def make_reader(settings: MailSettings, out_dir: Path) -> MailboxReader | None:
         return FolderReader(out_dir / inbox.folder_path)
     from hytetu import readers  # IMAP, EWS, Graph: imported only when used
 
-    return readers.make(choice, settings)
+    return readers.make(choice, settings, out_dir)

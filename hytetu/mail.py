@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
 import os
 import re
 import smtplib
@@ -28,7 +27,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hytetu.errors import DeliveryError
-from hytetu.inbox import InboxSettings
+from hytetu.inbox import InboxSettings, loopback
 from hytetu.safe import one_line
 from hytetu.transport_settings import EwsSettings, GraphSettings
 
@@ -298,21 +297,12 @@ class SmtpSettings(BaseModel):
     def _no_password_in_clear(self) -> SmtpSettings:
         """AUTH on a plain connection sends the password readable to anyone on the way:
         only to this machine (a local relay, the tests)."""
-        if self.username and self.security == "none" and not _loopback(self.host):
+        if self.username and self.security == "none" and not loopback(self.host):
             raise ValueError(
                 "security none with a username would send the password unencrypted over "
                 "the network; use starttls or tls (none is for a trusted relay without AUTH)"
             )
         return self
-
-
-def _loopback(host: str) -> bool:
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class SmtpTransport:

@@ -11,6 +11,16 @@ accepts only https authorities) with a self-signed certificate made for the test
   ``GET /users/{id}/mailFolders('SentItems')/messages?$filter=internetMessageId eq '...'``.
   Not served: drafts and upload sessions, which the transport does not use (it refuses
   messages over 4 MB before sending; see hytetu.graph).
+- Graph v1.0, the mailbox the readers read (``deliver(mailbox, raw)`` puts a message in
+  its Inbox): ``GET .../mailFolders/{id}/messages/delta`` (``$select``, pages of
+  ``page_size`` with ``@odata.nextLink`` ``$skiptoken``, a last page with
+  ``@odata.deltaLink`` ``$deltatoken``; a later round returns what was added or changed
+  and ``@removed`` for what left the folder; ``expire_delta_links()`` makes Graph answer
+  410 ``SyncStateNotFound``), ``GET .../messages/{id}/$value`` (the MIME),
+  ``POST .../messages/{id}/move`` (201, a new id, as without immutable ids),
+  ``PATCH .../messages/{id}`` (isRead, categories), ``GET .../mailFolders`` and
+  ``.../childFolders`` with ``$filter=displayName eq '...'``, ``POST`` to create one (409
+  ``ErrorFolderExists`` when it exists). Nothing is ever deleted.
 
 Faults are scripted per endpoint (``inject("sendMail", Reply(429, headers=...))``), tokens
 can be expired on the server (``expire_tokens()``), and every request is recorded.
@@ -64,6 +74,12 @@ SENT_ITEMS = re.compile(
     r"^/v1\.0/users/([^/]+)/mailFolders(?:\('SentItems'\)|/SentItems)/messages$"
 )
 SEND_MAIL = re.compile(r"^/v1\.0/users/([^/]+)/sendMail$")
+DELTA = re.compile(r"^/v1\.0/users/([^/]+)/mailFolders/([^/]+)/messages/delta$")
+VALUE = re.compile(r"^/v1\.0/users/([^/]+)/messages/([^/]+)/\$value$")
+MOVE = re.compile(r"^/v1\.0/users/([^/]+)/messages/([^/]+)/move$")
+MESSAGE = re.compile(r"^/v1\.0/users/([^/]+)/messages/([^/]+)$")
+FOLDERS = re.compile(r"^/v1\.0/users/([^/]+)/mailFolders(?:/([^/]+)/childFolders)?$")
+NAME_FILTER = re.compile(r"^displayName eq '((?:[^']|'')*)'$")
 FILTER = re.compile(r"^internetMessageId eq '((?:[^']|'')*)'$")
 
 
@@ -120,6 +136,16 @@ class GraphServer:
         self.tokens: dict[str, bool] = {}  # issued token -> still valid
         self._scripts: dict[str, deque[Reply]] = {}
         self._lock = threading.Lock()
+        # the mailbox the readers read: message id -> its state; folder id -> folder
+        self.messages: dict[str, dict[str, Any]] = {}
+        self.folders: dict[str, dict[str, Any]] = {
+            "inbox": {"id": "AAMkAGInbox", "displayName": "Saapuneet", "parent": "root"},
+            "sentitems": {"id": "AAMkAGSent", "displayName": "Lähetetyt", "parent": "root"},
+        }
+        self.page_size = 10
+        self._sequence = 0  # a change counter: every added or changed message gets the next
+        self._delta_tokens: dict[str, tuple[str, int, frozenset[str]]] = {}
+        self._skip_tokens: dict[str, tuple[str, list[dict[str, Any]], int, frozenset[str]]] = {}
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -173,9 +199,197 @@ class GraphServer:
         with self._lock:
             self.sent_items.setdefault(mailbox.lower(), []).append(raw)
 
+    def deliver(self, raw: bytes, folder: str = "inbox") -> str:
+        """A message arrives in ``folder`` (an id or "inbox"); returns its Graph id."""
+        with self._lock:
+            self._sequence += 1
+            message_id = "AAMkAGI2" + secrets.token_urlsafe(30).replace("_", "-") + "="
+            self.messages[message_id] = {
+                "raw": raw,
+                "folder": self._folder_key(folder),
+                "isRead": False,
+                "categories": [],
+                "changed": self._sequence,
+                "received": dt.datetime(2025, 11, 20, 8, 0, tzinfo=dt.UTC)
+                + dt.timedelta(minutes=self._sequence),
+            }
+            return message_id
+
+    def folder_named(self, name: str) -> str | None:
+        """The id of the folder with this display name, or None."""
+        return next((f["id"] for f in self.folders.values() if f["displayName"] == name), None)
+
+    def in_folder(self, folder: str) -> list[dict[str, Any]]:
+        key = self._folder_key(folder)
+        return [m for m in self.messages.values() if m["folder"] == key]
+
+    def expire_delta_links(self) -> None:
+        """Graph forgets every sync state (as after a while, or a mailbox move)."""
+        with self._lock:
+            self._delta_tokens.clear()
+            self._skip_tokens.clear()
+
+    def _folder_key(self, folder: str) -> str:
+        for key, f in self.folders.items():
+            if folder in (key, f["id"]) or folder.lower() == key:
+                return key
+        raise KeyError(folder)
+
+    # --- the mailbox -------------------------------------------------------------------
+
+    def _mailbox(self, request: Request) -> tuple[int, Any, dict[str, str]]:
+        endpoint = request.endpoint
+        if endpoint == "delta":
+            return self._delta(request)
+        if endpoint in ("folders", "createFolder"):
+            return self._folders(request)
+        match = (MOVE if endpoint == "move" else VALUE if endpoint == "value" else MESSAGE).match(
+            request.path
+        )
+        assert match is not None
+        message_id = match.group(2)
+        message = self.messages.get(message_id)
+        if message is None:
+            return self._error(
+                404, "ErrorItemNotFound", "The specified object was not found in the store."
+            )
+        if endpoint == "value":
+            return 200, message["raw"], {"Content-Type": "text/plain"}
+        if endpoint == "move":
+            destination = json.loads(request.body or b"{}").get("destinationId", "")
+            try:
+                folder = self._folder_key(destination)
+            except KeyError:
+                return self._error(400, "ErrorInvalidIdMalformed", "Id is malformed.")
+            del self.messages[message_id]
+            self._sequence += 1
+            new_id = "AAMkAGI2" + secrets.token_urlsafe(30).replace("_", "-") + "="
+            message.update(folder=folder, changed=self._sequence)
+            self.messages[new_id] = message
+            return 201, self._resource(new_id, message, None), {}
+        # PATCH
+        patch = json.loads(request.body or b"{}")
+        unknown = set(patch) - {"isRead", "categories"}
+        if unknown:
+            return self._error(400, "ErrorInvalidProperty", f"Unknown: {sorted(unknown)}")
+        message.update(patch)
+        self._sequence += 1
+        message["changed"] = self._sequence
+        return 200, self._resource(message_id, message, None), {}
+
+    def _resource(self, message_id: str, message: dict[str, Any], select: str | None) -> dict:
+        headers = email.message_from_bytes(message["raw"], policy=policy.compat32)
+        full = {
+            "@odata.type": "#microsoft.graph.message",
+            "@odata.etag": f'W/"CQAAABYAAAA{message["changed"]}"',
+            "id": message_id,
+            "internetMessageId": " ".join(str(headers["Message-ID"] or "").split()),
+            "receivedDateTime": message["received"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "subject": str(headers["Subject"] or ""),
+            "isRead": message["isRead"],
+            "categories": list(message["categories"]),
+            "parentFolderId": self.folders[message["folder"]]["id"],
+        }
+        if select is None:
+            return full
+        wanted = {"@odata.type", "@odata.etag", "id", *select.split(",")}
+        return {k: v for k, v in full.items() if k in wanted}
+
+    def _delta(self, request: Request) -> tuple[int, Any, dict[str, str]]:
+        match = DELTA.match(request.path)
+        assert match is not None
+        base = f"{self.url}{request.path}"
+        if "$skiptoken" in request.query:
+            saved = self._skip_tokens.pop(request.query["$skiptoken"], None)
+            if saved is None:
+                return self._gone()
+            folder, rest, sequence, present = saved
+        else:
+            try:
+                folder = self._folder_key(match.group(2))
+            except KeyError:
+                return self._error(404, "ErrorItemNotFound", "The specified folder was not found.")
+            if "$deltatoken" in request.query:
+                state = self._delta_tokens.get(request.query["$deltatoken"])
+                if state is None:
+                    return self._gone()
+                _folder, since, before = state
+            else:
+                since, before = 0, frozenset()
+            select = request.query.get("$select")
+            now = {i: m for i, m in self.messages.items() if m["folder"] == folder}
+            rest = [self._resource(i, m, select) for i, m in now.items() if m["changed"] > since]
+            rest += [
+                {
+                    "@odata.type": "#microsoft.graph.message",
+                    "id": i,
+                    "@removed": {"reason": "deleted"},
+                }
+                for i in sorted(before - set(now))
+            ]
+            sequence, present = self._sequence, frozenset(now)
+        page, rest = rest[: self.page_size], rest[self.page_size :]
+        context = f"{self.url}/v1.0/$metadata#Collection(message)"
+        body: dict[str, Any] = {"@odata.context": context, "value": page}
+        if rest:
+            token = secrets.token_urlsafe(16)
+            self._skip_tokens[token] = (folder, rest, sequence, present)
+            body["@odata.nextLink"] = f"{base}?$skiptoken={token}"
+        else:
+            token = secrets.token_urlsafe(16)
+            self._delta_tokens[token] = (folder, sequence, present)
+            body["@odata.deltaLink"] = f"{base}?$deltatoken={token}"
+        return 200, body, {}
+
+    def _gone(self) -> tuple[int, Any, dict[str, str]]:
+        return self._error(
+            410,
+            "SyncStateNotFound",
+            "The sync state generation is not found. The sync state may have expired "
+            "or be corrupt. Use a new sync state.",
+        )
+
+    def _folders(self, request: Request) -> tuple[int, Any, dict[str, str]]:
+        match = FOLDERS.match(request.path)
+        assert match is not None
+        parent = self._folder_key(match.group(2)) if match.group(2) else "root"
+        children = [f for f in self.folders.values() if f["parent"] == parent]
+        if request.method == "GET":
+            name = NAME_FILTER.match(request.query.get("$filter", ""))
+            if name:
+                wanted = name.group(1).replace("''", "'")
+                children = [f for f in children if f["displayName"] == wanted]
+            value = [
+                {
+                    "id": f["id"],
+                    "displayName": f["displayName"],
+                    "parentFolderId": self.folders[parent]["id"]
+                    if parent != "root"
+                    else "AAMkRoot",
+                    "childFolderCount": 0,
+                    "unreadItemCount": 0,
+                    "totalItemCount": len(self.in_folder(f["id"])),
+                    "isHidden": False,
+                }
+                for f in children
+            ]
+            return (
+                200,
+                {"@odata.context": f"{self.url}/v1.0/$metadata#mailFolders", "value": value},
+                {},
+            )
+        name = str(json.loads(request.body or b"{}").get("displayName", ""))
+        if any(f["displayName"].lower() == name.lower() for f in children):
+            return self._error(
+                409, "ErrorFolderExists", "A folder with the specified name already exists."
+            )
+        folder_id = "AAMkAGFolder" + secrets.token_hex(8)
+        self.folders[folder_id] = {"id": folder_id, "displayName": name, "parent": parent}
+        return 201, {"id": folder_id, "displayName": name, "childFolderCount": 0}, {}
+
     # --- the endpoints -----------------------------------------------------------------
 
-    def handle(self, request: Request) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+    def handle(self, request: Request) -> tuple[int, Any, dict[str, str]]:
         with self._lock:
             self.requests.append(request)
             if request.endpoint in ("openid", "instance"):
@@ -195,7 +409,9 @@ class GraphServer:
                 return self._token(request)
             if request.endpoint == "sendMail":
                 return self._send_mail(request)
-            return self._sent_items(request)
+            if request.endpoint == "sentItems":
+                return self._sent_items(request)
+            return self._mailbox(request)
 
     def _metadata(self, request: Request) -> dict[str, Any]:
         base = f"{self.url}/{TENANT}"
@@ -337,6 +553,16 @@ def _endpoint(method: str, path: str) -> str:
         return "sendMail"
     if SENT_ITEMS.match(path) and method == "GET":
         return "sentItems"
+    if DELTA.match(path) and method == "GET":
+        return "delta"
+    if VALUE.match(path) and method == "GET":
+        return "value"
+    if MOVE.match(path) and method == "POST":
+        return "move"
+    if MESSAGE.match(path) and method == "PATCH":
+        return "patch"
+    if FOLDERS.match(path):
+        return "folders" if method == "GET" else "createFolder"
     return "unknown"
 
 
@@ -364,11 +590,14 @@ def _handler(server: GraphServer) -> type[BaseHTTPRequestHandler]:
             )
             status, payload, headers = server.handle(request)
             server.events.append(f"{self.command} {request.endpoint} {status}")
-            data = json.dumps(payload).encode() if payload is not None else b""
+            if isinstance(payload, bytes):  # $value: the MIME as it is
+                data = payload
+            else:
+                data = json.dumps(payload).encode() if payload is not None else b""
             self.send_response(status)
             if request.endpoint not in ("token", "openid", "instance"):
                 self.send_header("request-id", str(uuid.uuid4()))
-            if data:
+            if data and not isinstance(payload, bytes):
                 self.send_header("Content-Type", "application/json; charset=utf-8")
             for name, value in headers.items():
                 self.send_header(name, value)
@@ -376,7 +605,7 @@ def _handler(server: GraphServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_PUT = _serve
+        do_GET = do_POST = do_PUT = do_PATCH = _serve
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
