@@ -19,7 +19,7 @@ from typing import Any
 
 from hytetu import db, memos, phases, render
 from hytetu.findings import latest_compilation
-from hytetu.simulate import tick_times
+from hytetu.simulate import tick_times, write_replies
 from hytetu.state import cycle_view
 
 
@@ -136,6 +136,7 @@ def _simulate(url: str, out: Path, ticks: list[datetime], echo: Callable[[str], 
     for at in ticks:
         due = annual_cycle(as_of=at.isoformat(), out_dir=str(out))
         echo(f"{at:%Y-%m-%d}: {', '.join(due) if due else 'nothing due'}")
+        write_replies(url, out, at)  # the mailbox answers; the next tick reads it
     with db.session_scope(url) as s:
         view = cycle_view(s)
         approve_at = ticks[-1] + timedelta(days=1)
@@ -153,6 +154,10 @@ def _simulate(url: str, out: Path, ticks: list[datetime], echo: Callable[[str], 
     dispatch_at = approve_at + timedelta(hours=1)
     due = annual_cycle(as_of=dispatch_at.isoformat(), out_dir=str(out))
     echo(f"{dispatch_at:%Y-%m-%d}: {', '.join(due) if due else 'nothing due'}")
+    if write_replies(url, out, dispatch_at):  # bounces and receipts: read the next morning
+        replies_at = dispatch_at + timedelta(days=1)
+        due = annual_cycle(as_of=replies_at.isoformat(), out_dir=str(out))
+        echo(f"{replies_at:%Y-%m-%d}: read the mailbox, {', '.join(due) or 'nothing else due'}")
     return summary(url, out)
 
 
@@ -190,5 +195,26 @@ def summary(url: str, out: Path) -> dict:
             "messages": by_purpose,
             "failed": failed,
             "memos": [v.filename for v in memos.latest_versions(view)],
+            "mailbox": mailbox_summary(s, view),
             "out": str(out),
         }
+
+
+def mailbox_summary(s: Any, view: Any) -> dict:
+    """What came back: messages read per kind, attendance, bounced letters, receipts."""
+    from hytetu import dispatch, mailbox
+
+    rows = mailbox.attendance(s, view.cycle.id)
+    total = {k: sum(r[k] for r in rows) for k in ("accepted", "tentative", "declined")}
+    total["no_answer"] = sum(r["no_answer"] for r in rows)
+    letters = dispatch.report_rows(s, view.cycle.id)
+    return {
+        "read": mailbox.counts(s),
+        "attendance": total,
+        "bounced": [f"{r['recipient']}: {r['error']}" for r in letters if r["state"] == "bounced"],
+        "receipts": [
+            f"{r['recipient']}: {r['registry_reference'] or '(no diary number)'}"
+            for r in letters
+            if r["receipt_at"]
+        ],
+    }

@@ -370,6 +370,23 @@ def demo(
     typer.echo(f"  memos rendered      {len(result['memos'])}")
     typer.echo(f"  memos dispatched    {messages.get('memo', 0)} letters to registries")
     typer.echo(f"  failed messages     {result['failed']}")
+    mailbox = result.get("mailbox") or {}
+    if mailbox:
+        read = mailbox["read"]
+        typer.echo(
+            f"  mailbox read        {sum(read.values())} messages: "
+            + ", ".join(f"{k} {n}" for k, n in read.items() if n)
+        )
+        a = mailbox["attendance"]
+        typer.echo(
+            f"  attendance          {a['accepted']} accepted, {a['tentative']} tentative, "
+            f"{a['declined']} declined, {a['no_answer']} no answer (all sessions)"
+        )
+        for line in mailbox["bounced"]:
+            typer.echo(f"  bounced letter      {line}")
+        typer.echo(f"  registry receipts   {len(mailbox['receipts'])} letters filed")
+        for line in mailbox["receipts"][:5]:
+            typer.echo(f"                      {line}")
     typer.echo(f"  outbox (.eml)       {out / 'outbox'}")
     typer.echo(f"  calendars (.ics)    {out / 'calendars'}")
     typer.echo(f"  memos (PDF/A)       {out / 'memos'}")
@@ -561,7 +578,7 @@ def dispatch_status(
     """Every memo letter of the cycle: state, recipient, document, Message-ID, sent time."""
     from collections import Counter
 
-    from hytetu.dispatch import report_rows, write_csv
+    from hytetu.dispatch import bounce_message, report_rows, unresolved_bounces, write_csv
     from hytetu.state import cycle_view
 
     try:
@@ -569,6 +586,7 @@ def dispatch_status(
             view = cycle_view(s, region)
             rows = report_rows(s, view.cycle.id)
             year = view.cycle.year
+            bounced = [bounce_message(view, m) for m in unresolved_bounces(s, view.cycle.id)]
     except HytetuError as e:
         _fail(e)
         return
@@ -583,10 +601,16 @@ def dispatch_status(
         )
         if r["error"] and r["state"] != "sent":
             typer.echo(f"{'':<10} {r['error']}")
+        if r["registry_reference"] or r["receipt_at"]:
+            # the registry's receipt: proof of filing, with its diary number when given
+            when = r["receipt_at"][:19].replace("T", " ")
+            typer.echo(f"{'':<10} kirjattu / registrerat {when} {r['registry_reference']}")
     if csv_path is not None:
         write_csv(rows, csv_path)
         typer.echo(f"report: {csv_path}")
-    if counts.get("failed"):
+    for line in bounced:
+        typer.echo(f"error: {line}", err=True)
+    if counts.get("failed") or bounced:
         raise typer.Exit(1)
 
 

@@ -6,8 +6,9 @@
     ├── FeedbackImportError  a feedback export (CSV/XLSX) is invalid; carries every Problem
     ├── StateError         an operation does not fit the cycle's state (e.g. dispatch of an
     │                      unapproved memo)
-    └── DeliveryError      a transport could not deliver a message (recipient, attempt,
-                           permanent)
+    ├── DeliveryError      a transport could not deliver a message (recipient, attempt,
+    │                      permanent)
+    └── MailboxError       the county's mailbox could not be read (mailbox)
 
 Each error carries its context as keyword arguments. Only the CLI edge turns them into exit
 codes and messages.
@@ -74,3 +75,11 @@ class DeliveryError(HytetuError):
         self.recipient = recipient
         self.attempt = attempt
         self.permanent = permanent
+
+
+class MailboxError(HytetuError):
+    """The mailbox could not be read (the server, not a message: those are skipped)."""
+
+    def __init__(self, message: str, *, mailbox: str = "") -> None:
+        super().__init__(message)
+        self.mailbox = mailbox
