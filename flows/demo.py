@@ -168,8 +168,10 @@ def summary(url: str, out: Path) -> dict:
         view = cycle_view(s)
         by_purpose = dict(
             s.execute(
+                # sent, and those that left and bounced back (mailbox.bounced lists them)
                 select(db.OutgoingMessage.purpose, func.count())
-                .filter_by(cycle_id=view.cycle.id, state="sent")
+                .filter_by(cycle_id=view.cycle.id)
+                .where(db.OutgoingMessage.state.in_(("sent", "bounced")))
                 .group_by(db.OutgoingMessage.purpose)
             ).all()
         )
