@@ -194,16 +194,17 @@ class Matcher:
         receipt's "Vastaanottokuittaus / <our subject>"), else the newest one sent there."""
         M = db.OutgoingMessage
         newest = None
-        for m in s.scalars(
-            select(M)
+        # Only the columns needed: a letter's raw bytes (the PDFs) stay in the database.
+        for row_id, recipients, sent_subject in s.execute(
+            select(M.id, M.recipients, M.subject)
             .where(M.purpose == "memo", M.cycle_id.in_(self._cycles(s)), M.sent_at.is_not(None))
             .order_by(M.id.desc())
         ):
-            if address in (r.lower() for r in m.recipients):
-                if subject and m.subject and m.subject in subject:
-                    return m
-                newest = newest or m
-        return newest
+            if address in (r.lower() for r in recipients):
+                if subject and sent_subject and sent_subject in subject:
+                    return s.get(M, row_id)
+                newest = newest or row_id
+        return s.get(M, newest) if newest is not None else None
 
     def apply(self, s: Any, mailbox: str, key: str, c: Classified, report: MailboxReport) -> str:
         sent = self.sent(s, c.refers_to)
