@@ -37,14 +37,35 @@ from hytetu.state import cycle_view  # noqa: E402
 TZ = ZoneInfo("Europe/Helsinki")
 #: (share of the mailbox, templates): a county's mailbox after the invitations and dispatch.
 MIX = [
-    (0.45, ["rsvp-outlook-accept.eml", "rsvp-outlook-decline-fi.eml",
-            "rsvp-google-tentative.eml", "rsvp-thunderbird-accept.eml"]),
+    (
+        0.45,
+        [
+            "rsvp-outlook-accept.eml",
+            "rsvp-outlook-decline-fi.eml",
+            "rsvp-google-tentative.eml",
+            "rsvp-thunderbird-accept.eml",
+        ],
+    ),
     (0.15, ["ooo-outlook-fi.eml", "ooo-sv-franvaro.eml"]),
     (0.10, ["other-human-reply.eml"]),
-    (0.10, ["bounce-postfix.eml", "bounce-gmail.eml", "bounce-exchange-ndr.eml",
-            "delayed-postfix.eml"]),
-    (0.20, ["receipt-kirjaamo-fi.eml", "receipt-kirjaamo-asianumero.eml",
-            "receipt-kirjaamo-dnro.eml", "receipt-registratur-sv.eml"]),
+    (
+        0.10,
+        [
+            "bounce-postfix.eml",
+            "bounce-gmail.eml",
+            "bounce-exchange-ndr.eml",
+            "delayed-postfix.eml",
+        ],
+    ),
+    (
+        0.20,
+        [
+            "receipt-kirjaamo-fi.eml",
+            "receipt-kirjaamo-asianumero.eml",
+            "receipt-kirjaamo-dnro.eml",
+            "receipt-registratur-sv.eml",
+        ],
+    ),
 ]
 PARTSTAT = {
     "rsvp-outlook-accept.eml": "ACCEPTED",
@@ -119,9 +140,11 @@ def main() -> None:
     rerun = time.perf_counter() - t1
     backend = url.split(":", 1)[0]
     print(f"prepared the year and {sum(made.values())} messages in {prepared:.1f} s: {dict(made)}")
-    print(f"read_mailbox ({backend}): {report.read} messages in {took:.2f} s "
-          f"= {took / max(report.read, 1) * 1000:.1f} ms a message, "
-          f"{took / max(report.read, 1) * 1000:.2f} s per 1,000")
+    print(
+        f"read_mailbox ({backend}): {report.read} messages in {took:.2f} s "
+        f"= {took / max(report.read, 1) * 1000:.1f} ms a message, "
+        f"{took / max(report.read, 1) * 1000:.2f} s per 1,000"
+    )
     print(f"  kinds: {dict(report.counts)}; errors: {len(report.errors)}")
     print(f"re-run: {again.read} handled, {again.skipped} skipped (left), in {rerun:.2f} s")
     shutil.rmtree(base, ignore_errors=True)

@@ -33,7 +33,7 @@ from flows.feedback_window import (
     remind_feedback_window,
 )
 from flows.invitations import send_invitations
-from flows.read_mailbox import read_mailbox
+from flows.read_mailbox import read_and_report
 from flows.render import render_memos
 from flows.session_notes import import_session_notes
 from hytetu.errors import HytetuError, StateError
@@ -85,7 +85,7 @@ def _read_mailbox(as_of: datetime, out_dir: str, region: str | None) -> dict[str
     mailbox that cannot be read fails only this step: its failure artifact names the
     cause, and the other phases still run. Returns the report when it read anything."""
     try:
-        report = read_mailbox(as_of=as_of.isoformat(), out_dir=out_dir, region=region)
+        report = read_and_report(as_of, out_dir, region)
     except Exception as e:  # noqa: BLE001 - whatever the reader raised: this step only
         reporting.publish_failure("read_mailbox", e, region)
         print(f"{region + ': ' if region else ''}the mailbox was not read: {e}")

@@ -213,7 +213,7 @@ def mailbox_summary(s: Any, view: Any) -> dict:
     return {
         "read": mailbox.counts(s),
         "attendance": total,
-        "bounced": [f"{r['recipient']}: {r['error']}" for r in letters if r["state"] == "bounced"],
+        "bounced": [f"{r['document']}: {r['error']}" for r in letters if r["state"] == "bounced"],
         "receipts": [
             f"{r['recipient']}: {r['registry_reference'] or '(no diary number)'}"
             for r in letters

@@ -6,6 +6,8 @@ password) fails this flow only; the tick's other phases still run.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
@@ -29,7 +31,13 @@ def read_mailbox(
         out_dir: The folder of the file transport's inbox/. Empty means HYTETU_OUT.
         region: The region's key (region.yaml). Empty means the only region loaded.
     """
-    moment = resolve_as_of(as_of, region=region)
+    return read_and_report(resolve_as_of(as_of, region=region), out_dir, region)
+
+
+def read_and_report(moment: datetime, out_dir: str | None, region: str | None) -> dict:
+    """Read the mailbox (one task) and, when it gave anything, leave the phase report and
+    the attendance artifacts. The daily tick calls this inside its own run: a sub-flow
+    run on every tick would cost more than reading an empty mailbox."""
     report = phases.read_mailbox(moment, out_dir or default_out_dir(), region)
     if report["did"].get("read") or report.get("failed") or report.get("warnings"):
         publish(report, region)

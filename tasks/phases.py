@@ -58,6 +58,7 @@ def dispatch_memos(as_of: datetime, out_dir: str, region: str | None = None) -> 
     return phases.run_dispatch(as_of, Path(out_dir), region=region).as_dict()
 
 
-@task(name="read-mailbox", retries=1, retry_delay_seconds=30)
+# No retries: an unread mailbox is read again on the next tick, and the tick waits for none.
+@task(name="read-mailbox")
 def read_mailbox(as_of: datetime, out_dir: str, region: str | None = None) -> dict:
     return phases.run_read_mailbox(as_of, Path(out_dir), region=region).as_dict()

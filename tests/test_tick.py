@@ -153,10 +153,7 @@ def test_late_ticks_catch_up_in_order_and_skip_invitations_to_past_sessions(
     due, run_id = _tick(helsinki("2025-11-10 07:00"), out)
     assert due == sorted(due, key=phases.PHASES.index)
     assert _without(due, "import_feedback") == ["invitations", "open_feedback", "import_notes"]
-    # The mailbox is read first on every tick, then the phases due, in order.
-    assert [name for name, _ in _subflows_in_order(run_id)] == ["read-mailbox"] + [
-        PHASE_FLOWS[p].name for p in due
-    ]
+    assert [name for name, _ in _subflows_in_order(run_id)] == [PHASE_FLOWS[p].name for p in due]
     invited = {key.split(":")[2] for key, _ in _outbox_rows(app_db) if key.startswith("invite:")}
     # Sessions already held get no invitation; those ahead (within the lead time) do.
     assert invited == {"2025-11-13-jyvaskyla", "2025-11-20-viitasaari", "2025-11-27-hankasalmi"}
@@ -175,10 +172,7 @@ def test_late_ticks_catch_up_in_order_and_skip_invitations_to_past_sessions(
         "compile",
         "render",
     ]
-    # The mailbox is read first on every tick, then the phases due, in order.
-    assert [name for name, _ in _subflows_in_order(run_id)] == ["read-mailbox"] + [
-        PHASE_FLOWS[p].name for p in due
-    ]
+    assert [name for name, _ in _subflows_in_order(run_id)] == [PHASE_FLOWS[p].name for p in due]
     keys = [key for key, _ in _outbox_rows(app_db)]
     # No reminder after the deadline, no invitation to the forum held meanwhile (3.12.).
     assert not any(k.startswith("feedback-reminder:") for k in keys)
@@ -200,8 +194,8 @@ def test_late_ticks_catch_up_in_order_and_skip_invitations_to_past_sessions(
 def test_tick_leaves_a_table_of_what_was_sent_to_whom(app_db: str, tmp_path: Path) -> None:
     due, run_id = _tick(helsinki("2025-10-02 07:00"), tmp_path / "out")
     assert due == ["invitations"]
-    [(first, _), (name, sub_id)] = _subflows_in_order(run_id)
-    assert (first, name) == ("read-mailbox", "send-invitations")
+    [(name, sub_id)] = _subflows_in_order(run_id)
+    assert name == "send-invitations"
     tables = [a for a in prefect_artifacts([sub_id]) if a.type == "table"]
     assert len(tables) == 1
     assert "paivi.makela@jamsa.example" in tables[0].data
