@@ -564,6 +564,45 @@ def personal_data_export(
         typer.echo(f"{data.email}: {counts}" + (f"; written to {out}" if out else ""), err=True)
 
 
+@app.command()
+def rsvp(
+    all_sessions: Annotated[
+        bool, typer.Option("--all", help="Also the sessions already held")
+    ] = False,
+    region: Region = None,
+) -> None:
+    """Who has answered each session's invitation (read from the mailbox): accepted,
+    tentative, declined, no answer, per organisation."""
+    from hytetu.mailbox import attendance
+    from hytetu.state import cycle_view
+
+    try:
+        with db.session_scope() as s:
+            view = cycle_view(s, region)
+            now = None if all_sessions else db.utcnow()
+            rows = attendance(s, view.cycle.id, now)
+            titles = {
+                ms.key: (view.session_title(ms), view.local(ms.start)) for ms in view.sessions()
+            }
+    except HytetuError as e:
+        _fail(e)
+        return
+    if not rows:
+        typer.echo("no sessions ahead (--all shows those held)")
+    typer.echo(f"{'':<40} {'kyllä':>6} {'ehkä':>6} {'ei':>6} {'?':>6}")
+    current = None
+    for r in rows:
+        if r["session"] != current:
+            current = r["session"]
+            title, start = titles[current]
+            typer.echo(f"{start:%d.%m.%Y %H:%M} {title}")
+        declined = r["declined"] + r["delegated"]
+        typer.echo(
+            f"  {r['org']:<38} {r['accepted']:>6} {r['tentative']:>6} {declined:>6} "
+            f"{r['no_answer']:>6}"
+        )
+
+
 dispatch_app = typer.Typer(help="Letters to the municipal registries.", no_args_is_help=True)
 app.add_typer(dispatch_app, name="dispatch")
 

@@ -532,3 +532,25 @@ def test_the_tick_reads_the_mailbox_first(snapshots: dict[str, Path], tmp_path: 
     with db.session_scope(url) as s:
         reminders = s.scalars(select(db.OutgoingMessage.dedupe_key).filter_by(purpose="reminder"))
         assert not [k for k in reminders if k.endswith(f":{person}")]
+
+
+def test_rsvp_command_shows_the_answers_per_organisation(dispatched: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hytetu.cli import app
+
+    url = dispatched
+    people = _invitees(url)
+    mails = {
+        "1.eml": _rsvp(
+            url, "rsvp-outlook-decline-fi.eml", people[0], "DECLINED", "2025-10-02 09:00"
+        )
+    }
+    read_mailbox(url, _reader(tmp_path, mails), _region_id(url))
+    result = CliRunner().invoke(app, ["rsvp", "--all"], env={"HYTETU_DATABASE_URL": url})
+    assert result.exit_code == 0, result.output
+    assert "23.10.2025" in result.output and "Jämsä" in result.output
+    with db.session_scope(url) as s:
+        org = s.scalars(select(db.Contact.org_key).filter_by(email=people[0])).one()
+    line = next(x for x in result.output.splitlines()[2:] if x.strip().startswith(org + " "))
+    assert line.split()[-2] == "1"  # declined
