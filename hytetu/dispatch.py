@@ -335,14 +335,33 @@ def unresolved_bounces(s: Any, cycle_id: int) -> list[db.OutgoingMessage]:
     """The cycle's memo letters that bounced and have not been sent again."""
     M = db.OutgoingMessage
     resent = select(M.replaces_id).where(M.replaces_id.is_not(None)).scalar_subquery()
-    return list(
-        s.scalars(
-            select(M)
-            .where(M.cycle_id == cycle_id, M.purpose == "memo", M.state == "bounced")
-            .where(M.id.not_in(resent))
-            .order_by(M.id)
+    bounced = s.scalars(
+        select(M)
+        .where(M.cycle_id == cycle_id, M.purpose == "memo", M.state == "bounced")
+        .where(M.id.not_in(resent))
+        .order_by(M.id)
+    )
+    return [m for m in bounced if not _replaced_by_newer_version(s, m)]
+
+
+def _replaced_by_newer_version(s: Any, m: db.OutgoingMessage) -> bool:
+    """A newer approved version of the memo has its own letter to the same recipient
+    (which carries the new address if it was corrected): the bounce of the old one is
+    history, not a letter to send again."""
+    version = s.get(db.MemoVersion, m.memo_version_id) if m.memo_version_id else None
+    if version is None:
+        return False
+    recipient = m.dedupe_key.split(":", 2)[2].split("#", 1)[0]
+    newer = select(db.MemoVersion.id).where(
+        db.MemoVersion.memo_id == version.memo_id, db.MemoVersion.number > version.number
+    )
+    keys = s.scalars(
+        select(db.OutgoingMessage.dedupe_key).where(
+            db.OutgoingMessage.memo_version_id.in_(newer),
+            db.OutgoingMessage.state != "bounced",
         )
     )
+    return any(k.split(":", 2)[2].split("#", 1)[0] == recipient for k in keys)
 
 
 def bounce_message(view: CycleView, m: db.OutgoingMessage) -> str:

@@ -554,3 +554,34 @@ def test_rsvp_command_shows_the_answers_per_organisation(dispatched: str, tmp_pa
         org = s.scalars(select(db.Contact.org_key).filter_by(email=people[0])).one()
     line = next(x for x in result.output.splitlines()[2:] if x.strip().startswith(org + " "))
     assert line.split()[-2] == "1"  # declined
+
+
+def test_a_newer_version_sent_to_that_registry_ends_the_old_letters_bounce(
+    snapshots: dict[str, Path], tmp_path: Path
+) -> None:
+    url = copy_sqlite(snapshots["dispatched"], tmp_path / "hytetu.db")
+    first = _letters(url)[0]
+    bounce = _about_letter(url, "bounce-postfix.eml", first.id, "2025-12-22 07:05")
+    read_mailbox(url, _reader(tmp_path, {"b.eml": bounce}), _region_id(url))
+    out = tmp_path / "out"
+    assert phases.run_dispatch(helsinki("2025-12-22 08:00"), out, url).did["bounced"]
+    with db.session_scope(url) as s:  # a corrected memo, approved: version 2
+        old = s.get_one(db.MemoVersion, first.memo_version_id)
+        s.add(
+            db.MemoVersion(
+                memo_id=old.memo_id,
+                number=old.number + 1,
+                content_hash="corrected",
+                compilation_id=old.compilation_id,
+                html=old.html,
+                pdf=old.pdf,
+                filename=old.filename.replace(".pdf", "-v2.pdf"),
+                annex_filename=old.annex_filename,
+                annex_pdf=old.annex_pdf,
+                annex_csv=old.annex_csv,
+                status="approved",
+            )
+        )
+    report = phases.run_dispatch(helsinki("2025-12-23 08:00"), out, url)
+    assert report.sent > 0 and not report.did["bounced"]
+    assert "dispatch" not in phases.due_phases(helsinki("2025-12-24 07:00"), url)
