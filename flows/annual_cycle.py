@@ -33,6 +33,7 @@ from flows.feedback_window import (
     remind_feedback_window,
 )
 from flows.invitations import send_invitations
+from flows.read_mailbox import read_and_report
 from flows.render import render_memos
 from flows.session_notes import import_session_notes
 from hytetu.errors import HytetuError, StateError
@@ -77,6 +78,20 @@ def run_phase_flow(phase: str, as_of: datetime, out_dir: str, region: str | None
     accepted = inspect.signature(flow_.fn).parameters
     given = {"as_of": as_of, "out_dir": out_dir, "region": region}
     return flow_(**{k: v for k, v in given.items() if k in accepted})
+
+
+def _read_mailbox(as_of: datetime, out_dir: str, region: str | None) -> dict[str, Any] | None:
+    """The mailbox first, so that today's RSVPs and bounces count in today's phases. A
+    mailbox that cannot be read fails only this step: its failure artifact names the
+    cause, and the other phases still run. Returns the report when it read anything."""
+    try:
+        report = read_and_report(as_of, out_dir, region)
+    except Exception as e:  # noqa: BLE001 - whatever the reader raised: this step only
+        reporting.publish_failure("read_mailbox", e, region)
+        print(f"{region + ': ' if region else ''}the mailbox was not read: {e}")
+        return {"phase": "read_mailbox", "failed": [str(e)], "sent": 0}
+    read = report.get("did", {}).get("read")
+    return report if read or report.get("failed") else None
 
 
 @flow(name="annual-cycle", log_prints=True)
@@ -125,8 +140,11 @@ def _tick(given: str | None, out_dir: str, dry_run: bool, region: str | None) ->
     step = "tick"
     try:
         as_of = resolve_as_of(given, region=region)
-        due = phases.due_phases(as_of, region)
         results: dict[str, Any] = {}
+        mailbox = _read_mailbox(as_of, out_dir, region)
+        if mailbox is not None:
+            results["read_mailbox"] = mailbox
+        due = phases.due_phases(as_of, region)
         for step in due:
             results[step] = run_phase_flow(step, as_of, out_dir, region)
     except HytetuError as e:

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from hytetu import db, memos, phases, render
 from hytetu.findings import latest_compilation
-from hytetu.simulate import tick_times
+from hytetu.simulate import tick_times, write_replies
 from hytetu.state import cycle_view
 
 
@@ -153,6 +153,7 @@ def _simulate(
     for at in ticks:
         due = annual_cycle(as_of=at.isoformat(), out_dir=str(out))
         echo(f"{at:%Y-%m-%d}: {', '.join(due) if due else 'nothing due'}")
+        write_replies(url, out, at)  # the mailbox answers; the next tick reads it
     with db.session_scope(url) as s:
         view = cycle_view(s, year=year)
         approve_at = ticks[-1] + timedelta(days=1)
@@ -170,6 +171,10 @@ def _simulate(
     dispatch_at = approve_at + timedelta(hours=1)
     due = annual_cycle(as_of=dispatch_at.isoformat(), out_dir=str(out))
     echo(f"{dispatch_at:%Y-%m-%d}: {', '.join(due) if due else 'nothing due'}")
+    if write_replies(url, out, dispatch_at):  # bounces and receipts: read the next morning
+        replies_at = dispatch_at + timedelta(days=1)
+        due = annual_cycle(as_of=replies_at.isoformat(), out_dir=str(out))
+        echo(f"{replies_at:%Y-%m-%d}: read the mailbox, {', '.join(due) or 'nothing else due'}")
     return summary(url, out, year)
 
 
@@ -180,8 +185,10 @@ def summary(url: str, out: Path, year: int | None = None) -> dict:
         view = cycle_view(s, year=year)
         by_purpose = dict(
             s.execute(
+                # sent, and those that left and bounced back (mailbox.bounced lists them)
                 select(db.OutgoingMessage.purpose, func.count())
-                .filter_by(cycle_id=view.cycle.id, state="sent")
+                .filter_by(cycle_id=view.cycle.id)
+                .where(db.OutgoingMessage.state.in_(("sent", "bounced")))
                 .group_by(db.OutgoingMessage.purpose)
             ).all()
         )
@@ -217,5 +224,26 @@ def summary(url: str, out: Path, year: int | None = None) -> dict:
             "messages": by_purpose,
             "failed": failed,
             "memos": [v.filename for v in memos.latest_versions(view)],
+            "mailbox": mailbox_summary(s, view),
             "out": str(out),
         }
+
+
+def mailbox_summary(s: Any, view: Any) -> dict:
+    """What came back: messages read per kind, attendance, bounced letters, receipts."""
+    from hytetu import dispatch, mailbox
+
+    rows = mailbox.attendance(s, view.cycle.id)
+    total = {k: sum(r[k] for r in rows) for k in ("accepted", "tentative", "declined")}
+    total["no_answer"] = sum(r["no_answer"] for r in rows)
+    letters = dispatch.report_rows(s, view.cycle.id)
+    return {
+        "read": mailbox.counts(s),
+        "attendance": total,
+        "bounced": [f"{r['document']}: {r['error']}" for r in letters if r["state"] == "bounced"],
+        "receipts": [
+            f"{r['recipient']}: {r['registry_reference'] or '(no diary number)'}"
+            for r in letters
+            if r["receipt_at"]
+        ],
+    }

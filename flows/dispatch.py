@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from hytetu.dispatch import read_csv
 from hytetu.localtime import LocalTime
@@ -51,7 +51,33 @@ def dispatch_memos(
     )
     publish(report, region)
     publish_letters(report, region)
+    publish_bounced(report, region)
     return report
+
+
+def publish_bounced(report: dict, region: str | None = None) -> None:
+    """A bounced letter is a failure the coordinator must act on: the registry's address
+    in region.yaml is wrong. Left under a fixed key while any letter stays bounced."""
+    bounced = report.get("did", {}).get("bounced") or []
+    if not bounced:
+        return
+    lines = [
+        "# Epäonnistui / Misslyckades: kirje palautui / brevet returnerades",
+        "",
+        "Kirjaamo ei saanut kirjettä. Tarkista kirjaamon osoite (region.yaml, "
+        "municipalities → registry) ja lataa asetukset uudelleen: vain tämä kirje lähetetään "
+        "uudelleen. / Registratorskontoret fick inte brevet. Kontrollera adressen "
+        "(region.yaml, municipalities → registry) och ladda inställningarna på nytt: bara "
+        "detta brev skickas igen.",
+        "",
+        *[f"- {b}" for b in bounced],
+        "",
+    ]
+    create_markdown_artifact(
+        markdown="\n".join(lines),
+        key=artifact_key("hytetu-dispatch-bounced", region),
+        description=f"hytetu: {len(bounced)} letters bounced",
+    )
 
 
 def publish_letters(report: dict, region: str | None = None) -> None:

@@ -457,6 +457,23 @@ def _demo_summary(result: dict, out: Path) -> None:
     typer.echo(f"  memos rendered      {len(result['memos'])}")
     typer.echo(f"  memos dispatched    {messages.get('memo', 0)} letters to registries")
     typer.echo(f"  failed messages     {result['failed']}")
+    mailbox = result.get("mailbox") or {}
+    if mailbox:
+        read = mailbox["read"]
+        typer.echo(
+            f"  mailbox read        {sum(read.values())} messages: "
+            + ", ".join(f"{k} {n}" for k, n in read.items() if n)
+        )
+        a = mailbox["attendance"]
+        typer.echo(
+            f"  attendance          {a['accepted']} accepted, {a['tentative']} tentative, "
+            f"{a['declined']} declined, {a['no_answer']} no answer (all sessions)"
+        )
+        for line in mailbox["bounced"]:
+            typer.echo(f"  bounced letter      {line}")
+        typer.echo(f"  registry receipts   {len(mailbox['receipts'])} letters filed")
+        for line in mailbox["receipts"][:5]:
+            typer.echo(f"                      {line}")
 
 
 feedback_app = typer.Typer(help="Feedback window responses.", no_args_is_help=True)
@@ -631,6 +648,45 @@ def personal_data_export(
         typer.echo(f"{data.email}: {counts}" + (f"; written to {out}" if out else ""), err=True)
 
 
+@app.command()
+def rsvp(
+    all_sessions: Annotated[
+        bool, typer.Option("--all", help="Also the sessions already held")
+    ] = False,
+    region: Region = None,
+) -> None:
+    """Who has answered each session's invitation (read from the mailbox): accepted,
+    tentative, declined, no answer, per organisation."""
+    from hytetu.mailbox import attendance
+    from hytetu.state import cycle_view
+
+    try:
+        with db.session_scope() as s:
+            view = cycle_view(s, region)
+            now = None if all_sessions else db.utcnow()
+            rows = attendance(s, view.cycle.id, now)
+            titles = {
+                ms.key: (view.session_title(ms), view.local(ms.start)) for ms in view.sessions()
+            }
+    except HytetuError as e:
+        _fail(e)
+        return
+    if not rows:
+        typer.echo("no sessions ahead (--all shows those held)")
+    typer.echo(f"{'':<40} {'kyllä':>6} {'ehkä':>6} {'ei':>6} {'?':>6}")
+    current = None
+    for r in rows:
+        if r["session"] != current:
+            current = r["session"]
+            title, start = titles[current]
+            typer.echo(f"{start:%d.%m.%Y %H:%M} {title}")
+        declined = r["declined"] + r["delegated"]
+        typer.echo(
+            f"  {r['org']:<38} {r['accepted']:>6} {r['tentative']:>6} {declined:>6} "
+            f"{r['no_answer']:>6}"
+        )
+
+
 dispatch_app = typer.Typer(help="Letters to the municipal registries.", no_args_is_help=True)
 app.add_typer(dispatch_app, name="dispatch")
 
@@ -646,7 +702,7 @@ def dispatch_status(
     """Every memo letter of the cycle: state, recipient, document, Message-ID, sent time."""
     from collections import Counter
 
-    from hytetu.dispatch import report_rows, write_csv
+    from hytetu.dispatch import bounce_message, report_rows, unresolved_bounces, write_csv
     from hytetu.state import cycle_view
 
     try:
@@ -654,6 +710,7 @@ def dispatch_status(
             view = cycle_view(s, region, year)
             rows = report_rows(s, view.cycle.id)
             year = view.cycle.year
+            bounced = [bounce_message(view, m) for m in unresolved_bounces(s, view.cycle.id)]
     except HytetuError as e:
         _fail(e)
         return
@@ -668,10 +725,16 @@ def dispatch_status(
         )
         if r["error"] and r["state"] != "sent":
             typer.echo(f"{'':<10} {r['error']}")
+        if r["registry_reference"] or r["receipt_at"]:
+            # the registry's receipt: proof of filing, with its diary number when given
+            when = r["receipt_at"][:19].replace("T", " ")
+            typer.echo(f"{'':<10} kirjattu / registrerat {when} {r['registry_reference']}")
     if csv_path is not None:
         write_csv(rows, csv_path)
         typer.echo(f"report: {csv_path}")
-    if counts.get("failed"):
+    for line in bounced:
+        typer.echo(f"error: {line}", err=True)
+    if counts.get("failed") or bounced:
         raise typer.Exit(1)
 
 

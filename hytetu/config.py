@@ -181,6 +181,11 @@ class CycleInfo(_Model):
     reference: str | None = Field(None, description="The county's registry (diary) number")
     invitation_lead_days: int = Field(21, ge=0, le=365)
     session_reminder_days: int = Field(7, ge=0, le=60)
+    session_reminders: Literal["unanswered", "all"] = Field(
+        "unanswered",
+        description="Who gets the session reminder: unanswered (those who have not answered "
+        "the invitation) or all (everyone but those who declined)",
+    )
     session_alarm_minutes: int | None = Field(
         DEFAULT_ALARM_MINUTES,
         description=(

@@ -353,6 +353,7 @@ class OutgoingMessage(Base):
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     memo_version_id: Mapped[int | None] = mapped_column(ForeignKey("memo_version.id"))
     # pending | sending | sent | failed | skipped (a reminder whose point had passed)
+    # | superseded | bounced (sent, then returned by a DSN or NDR: hytetu.mailbox)
     state: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -365,6 +366,53 @@ class OutgoingMessage(Base):
     first_attempt_at: Mapped[datetime | None]
     failed_at: Mapped[datetime | None]
     recovered: Mapped[int] = mapped_column(default=0, server_default="0")
+    # What came back (hytetu.mailbox): a bounce, a delay report, the registry's receipt.
+    bounced_at: Mapped[datetime | None]
+    bounce_reason: Mapped[str | None] = mapped_column(Text)
+    delayed_at: Mapped[datetime | None]
+    receipt_at: Mapped[datetime | None]
+    # The registry's own reference (diaarinumero, asianumero, dnro) from its receipt.
+    registry_reference: Mapped[str | None] = mapped_column(String(200))
+    # A letter sent again after its bounce (a corrected address) refers to the first.
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("outgoing_message.id"))
+
+
+class IncomingMessage(Base):
+    """A message read from the county's mailbox, once: what it was and what it matched."""
+
+    __tablename__ = "incoming_message"
+    __table_args__ = (UniqueConstraint("mailbox", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(500))
+    key: Mapped[str] = mapped_column(String(500))
+    message_id: Mapped[str | None] = mapped_column(Text)
+    sender: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(Text)
+    # rsvp | bounce | delayed | receipt | auto_reply | other | unreadable
+    kind: Mapped[str] = mapped_column(String(20))
+    outgoing_message_id: Mapped[int | None] = mapped_column(ForeignKey("outgoing_message.id"))
+    # handled (acted on, marked in the mailbox) | ignored (an auto-reply, marked) |
+    # left (not ours to handle: left in the mailbox, unmarked)
+    state: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    received_at: Mapped[datetime | None]
+    handled_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Rsvp(Base):
+    """A contact's answer to a session's invitation (iTIP REPLY): the latest one wins."""
+
+    __tablename__ = "rsvp"
+    __table_args__ = (UniqueConstraint("session_id", "contact_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycle.id"))
+    session_id: Mapped[int] = mapped_column(ForeignKey("session.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"))
+    partstat: Mapped[str] = mapped_column(String(20))  # ACCEPTED|TENTATIVE|DECLINED|DELEGATED
+    sequence: Mapped[int] = mapped_column(default=0)
+    answered_at: Mapped[datetime]  # the REPLY's DTSTAMP
+    delegated_to: Mapped[str | None] = mapped_column(String(320))
+    incoming_message_id: Mapped[int] = mapped_column(ForeignKey("incoming_message.id"))
 
 
 class RateLimiter(Base):

@@ -19,7 +19,7 @@ from email import policy
 from email.message import EmailMessage
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select, update
 
@@ -46,6 +46,9 @@ REPORT_COLUMNS = [
     "sent_at",
     "error",
     "this_run",
+    "registry_reference",
+    "receipt_at",
+    "bounced_at",
 ]
 
 
@@ -57,6 +60,8 @@ class DispatchPlan:
     waiting_approval: list[str] | None = None
     problems: list[str] = field(default_factory=list)  # letters not queued, and why
     notes: list[str] = field(default_factory=list)  # letters queued without their annex, and why
+    resent_after_bounce: list[str] = field(default_factory=list)  # to a corrected address
+    bounced: list[str] = field(default_factory=list)  # bounced, the address not yet corrected
 
 
 def dispatch_settings(view: CycleView) -> DispatchSettings:
@@ -320,6 +325,112 @@ def _letter(
     )
 
 
+# --- bounced letters ----------------------------------------------------------------------
+
+#: Where the coordinator corrects a registry's address, named in every bounce report.
+REGISTRY_FIELD = "region.yaml: municipalities[{key}].registry"
+
+
+def unresolved_bounces(s: Any, cycle_id: int) -> list[db.OutgoingMessage]:
+    """The cycle's memo letters that bounced and have not been sent again."""
+    M = db.OutgoingMessage
+    resent = select(M.replaces_id).where(M.replaces_id.is_not(None)).scalar_subquery()
+    bounced = s.scalars(
+        select(M)
+        .where(M.cycle_id == cycle_id, M.purpose == "memo", M.state == "bounced")
+        .where(M.id.not_in(resent))
+        .order_by(M.id)
+    )
+    return [m for m in bounced if not _replaced_by_newer_version(s, m)]
+
+
+def _replaced_by_newer_version(s: Any, m: db.OutgoingMessage) -> bool:
+    """A newer approved version of the memo has its own letter to the same recipient
+    (which carries the new address if it was corrected): the bounce of the old one is
+    history, not a letter to send again."""
+    version = s.get(db.MemoVersion, m.memo_version_id) if m.memo_version_id else None
+    if version is None:
+        return False
+    recipient = m.dedupe_key.split(":", 2)[2].split("#", 1)[0]
+    newer = select(db.MemoVersion.id).where(
+        db.MemoVersion.memo_id == version.memo_id, db.MemoVersion.number > version.number
+    )
+    keys = s.scalars(
+        select(db.OutgoingMessage.dedupe_key).where(
+            db.OutgoingMessage.memo_version_id.in_(newer),
+            db.OutgoingMessage.state != "bounced",
+        )
+    )
+    return any(k.split(":", 2)[2].split("#", 1)[0] == recipient for k in keys)
+
+
+def bounce_message(view: CycleView, m: db.OutgoingMessage) -> str:
+    """What the coordinator reads about a bounced letter: whose, why, and what to fix."""
+    key = m.dedupe_key.split(":", 2)[2].split("#", 1)[0]
+    where = REGISTRY_FIELD.format(key=key)
+    return (
+        f"{', '.join(m.recipients)}: {m.subject}: palautui / returned ({m.bounce_reason}). "
+        f"Tarkista kirjaamon osoite / check the registry address: {where} in "
+        f"{Path(view.cycle.config_folder) / 'region.yaml'}; korjattu osoite lähettää vain "
+        "tämän kirjeen uudelleen / a corrected address resends only this letter"
+    )
+
+
+def resend_bounced(view: CycleView, as_of: datetime) -> tuple[list[str], list[str]]:
+    """Each bounced letter whose registry has another address in the config now (a reload
+    after the correction) is queued again to it: the same letter with a new Message-ID
+    whose In-Reply-To and References name the first. Returns (resent, still bounced)."""
+    s = view.session
+    registries = {
+        m.key: m.registry_email
+        for m in s.scalars(select(db.Municipality).filter_by(region_id=view.region.id))
+    }
+    resent, waiting = [], []
+    for m in unresolved_bounces(s, view.cycle.id):
+        key = m.dedupe_key.split(":", 2)[2].split("#", 1)[0]
+        address = registries.get(key)
+        if address is None or address.lower() in (r.lower() for r in m.recipients):
+            waiting.append(bounce_message(view, m))
+            continue
+        row, created = enqueue(
+            s,
+            cycle_id=m.cycle_id,
+            dedupe_key=f"{m.dedupe_key.split('#', 1)[0]}#resend:{address.lower()}",
+            purpose="memo",
+            sender_email=view.region.sender_email,
+            build=partial(_readdressed, m.raw, address, as_of),
+            memo_version_id=m.memo_version_id,
+        )
+        row.replaces_id = m.id
+        if created:
+            resent.append(f"{', '.join(m.recipients)} -> {address}: {m.subject}")
+    return resent, waiting
+
+
+def _readdressed(raw: bytes, address: str, as_of: datetime, message_id: str) -> EmailMessage:
+    """The bounced letter to ``address``: the same parts, a new Message-ID that refers to
+    the first (In-Reply-To, References), today's date."""
+    from email.utils import format_datetime
+
+    from hytetu.mail import POLICY
+
+    msg = cast(EmailMessage, email.message_from_bytes(raw, policy=POLICY))
+    first = str(msg["Message-ID"])
+    earlier = str(msg["References"] or "").split()
+    name = msg["To"].addresses[0].display_name if msg["To"] else ""
+    for header in ("To", "Message-ID", "Date", "In-Reply-To", "References"):
+        del msg[header]
+    username, domain = address.rsplit("@", 1)
+    from email.headerregistry import Address
+
+    msg["To"] = Address(display_name=name, username=username, domain=domain)
+    msg["Date"] = format_datetime(as_of)
+    msg["Message-ID"] = message_id
+    msg["In-Reply-To"] = first
+    msg["References"] = " ".join([*earlier, first])
+    return msg
+
+
 # --- delivery and the report -------------------------------------------------------------
 
 
@@ -334,7 +445,7 @@ class DispatchResult:
     def failures(self) -> list[str]:
         """Every failure of this run, for a person: recipient, document, reason."""
         by_id = {r["row_id"]: r for r in self.rows}
-        out = list(self.plan.problems)
+        out = list(self.plan.problems) + list(self.plan.bounced)
         for row_id, why in self.delivery.failed + self.delivery.retry_later:
             r = by_id.get(str(row_id), {})
             later = "" if (row_id, why) in self.delivery.failed else " (tried again next run)"
@@ -369,6 +480,7 @@ def dispatch_memos(
         view = cycle_view(s, region)
         settings = dispatch_settings(view)
         plan = queue_letters(view, as_of, settings)
+        plan.resent_after_bounce, plan.bounced = resend_bounced(view, as_of)
         cycle_id, year = view.cycle.id, view.cycle.year
         sender = view.region.sender_email
         mail = view.mail_settings()
@@ -389,7 +501,15 @@ def dispatch_memos(
         claimant=run,
     )
     d = delivery
-    if not (plan.queued or plan.problems or d.sent or d.failed or d.retry_later or d.recovered):
+    if not (
+        plan.queued
+        or plan.problems
+        or plan.bounced
+        or d.sent
+        or d.failed
+        or d.retry_later
+        or d.recovered
+    ):
         # Nothing queued, sent, failed or taken over: no report (the last one stands), so
         # a second run costs next to nothing instead of re-reading every letter.
         return DispatchResult(plan, delivery, [], None, run)
@@ -445,7 +565,7 @@ def report_rows(
                 "row_id": str(m.id),
                 "recipient": ", ".join(a.addr_spec for a in parsed["To"].addresses),
                 "cc": ", ".join(a.addr_spec for a in getattr(parsed["Cc"], "addresses", ())),
-                "municipality": m.dedupe_key.split(":", 2)[2],
+                "municipality": m.dedupe_key.split(":", 2)[2].split("#", 1)[0],
                 "document": version.filename if version else "",
                 "version": str(version.number) if version else "",
                 "attachment_sha256": "; ".join(hashes),
@@ -453,8 +573,11 @@ def report_rows(
                 "state": m.state,
                 "attempts": str(m.attempts),
                 "sent_at": m.sent_at.isoformat() if m.sent_at else "",
-                "error": m.last_error or "",
+                "error": m.bounce_reason or m.last_error or "",
                 "this_run": marks.get(m.id, ""),
+                "registry_reference": m.registry_reference or "",
+                "receipt_at": m.receipt_at.isoformat() if m.receipt_at else "",
+                "bounced_at": m.bounced_at.isoformat() if m.bounced_at else "",
             }
         )
     return rows

@@ -82,3 +82,7 @@ class MailboxError(HytetuError):
     """Reading the county's mailbox failed: the server is down, the login or the folder is
     wrong, or the server refused to mark a message handled. The text names the server and
     the account, never the password or a token."""
+
+    def __init__(self, message: str, *, mailbox: str = "") -> None:
+        super().__init__(message)
+        self.mailbox = mailbox

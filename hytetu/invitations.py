@@ -161,6 +161,7 @@ def plan_invitations(view: CycleView, as_of: datetime) -> list[Action]:
             inv.contact_id: inv
             for inv in view.session.scalars(select(db.Invitation).filter_by(session_id=s.id))
         }
+        answers = _answers(view, s)
         for contact_id, inv in known.items():
             if contact_id not in invited_ids and inv.method == "REQUEST":
                 actions.append(Action(s, view.session.get_one(db.Contact, contact_id), "cancel"))
@@ -174,9 +175,29 @@ def plan_invitations(view: CycleView, as_of: datetime) -> list[Action]:
                 today >= session_day - remind
                 and as_of < s.start
                 and _reminder_key(view, s, c) not in sent
+                and _wants_reminder(view, answers.get(c.id))
             ):
                 actions.append(Action(s, c, "reminder"))
     return actions
+
+
+def _answers(view: CycleView, s: db.MeetingSession) -> dict[int, str]:
+    """contact id -> their answer (PARTSTAT) to the session's invitation, read from the
+    mailbox (hytetu.mailbox)."""
+    return dict(
+        view.session.execute(
+            select(db.Rsvp.contact_id, db.Rsvp.partstat).filter_by(session_id=s.id)
+        ).all()
+    )
+
+
+def _wants_reminder(view: CycleView, answer: str | None) -> bool:
+    """cycle.yaml's ``session_reminders``: ``unanswered`` (default) reminds only those who
+    have not answered; ``all`` everyone but those who declined. Nobody who declined (or
+    passed the invitation on) is reminded."""
+    if answer in ("DECLINED", "DELEGATED"):
+        return False
+    return answer is None or view.cycle.settings.get("session_reminders") == "all"
 
 
 def send_invitations(view: CycleView, as_of: datetime) -> InvitationResult:

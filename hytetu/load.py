@@ -151,6 +151,7 @@ def load_config_into_db(config: Config, session: Session, actor: str = "hytetu")
             "settings": {
                 "invitation_lead_days": cf.cycle.invitation_lead_days,
                 "session_reminder_days": cf.cycle.session_reminder_days,
+                "session_reminders": cf.cycle.session_reminders,
                 "session_alarm_minutes": cf.cycle.session_alarm_minutes,
                 "common_threshold": cf.cycle.common_threshold,
                 "feedback_reminder_days": fb.reminder_days,

@@ -34,6 +34,7 @@ from hytetu.outbox import deliver_pending, purposes_due
 from hytetu.state import CycleView, cycle_view
 
 PHASES = (
+    "read_mailbox",
     "invitations",
     "open_feedback",
     "remind_feedback",
@@ -186,6 +187,33 @@ def _deliver(url: str | None, out: Path, phase: str, region: str | None = None) 
         sent=len(report.sent),
         failed=[f"message {i}: {why}" for i, why in report.failed],
         sent_ids=list(report.sent),
+    )
+
+
+def run_read_mailbox(
+    as_of: datetime, out: Path, url: str | None = None, region: str | None = None
+) -> PhaseReport:
+    """Read the county's mailbox (``hytetu.mailbox``): RSVPs, bounces, registry receipts.
+    Runs first on every tick; a mailbox that cannot be read raises MailboxError, which
+    fails this phase only."""
+    from hytetu.inbox import make_reader
+    from hytetu.mailbox import read_mailbox
+
+    with db.session_scope(url) as s:
+        view = cycle_view(s, region)
+        settings, region_id = view.mail_settings(), view.region.id
+    reader = make_reader(settings, out)
+    if reader is None:
+        return PhaseReport("read_mailbox", did={"skipped": "mail.inbox.read is false"})
+    result = read_mailbox(url, reader, region_id)
+    did: dict[str, Any] = {"mailbox": result.mailbox, "read": dict(result.counts)}
+    if result.skipped or result.remarked:
+        did["already_handled"] = result.skipped + result.remarked
+    return PhaseReport(
+        "read_mailbox",
+        did=did,
+        failed=[f"bounced: {b}" for b in result.bounced],
+        warnings=result.errors,
     )
 
 
@@ -351,6 +379,8 @@ def run_dispatch(
             "waiting_approval": result.plan.waiting_approval or [],
             "annex_left_out": result.plan.notes,
             "re_sent_after_crash": result.resent(),
+            "resent_after_bounce": result.plan.resent_after_bounce,
+            "bounced": result.plan.bounced,
             "retries": result.delivery.retries,
         },
         files=[str(result.csv_path)] if result.csv_path else [],
@@ -405,8 +435,13 @@ def due_phases(as_of: datetime, url: str | None = None, region: str | None = Non
 
 def _dispatch_due(view: CycleView) -> bool:
     """An approved memo version whose letters are not queued yet (those queued and unsent
-    make the phase due through ``DELIVERS``)."""
+    make the phase due through ``DELIVERS``), or a bounced letter not sent again yet (the
+    phase resends it once region.yaml has a new address, and reports it until then)."""
+    from hytetu.dispatch import unresolved_bounces
+
     s = view.session
+    if unresolved_bounces(s, view.cycle.id):
+        return True
     queued = set(
         s.scalars(
             select(db.OutgoingMessage.dedupe_key).filter_by(cycle_id=view.cycle.id, purpose="memo")
@@ -453,6 +488,8 @@ def run_phase(
     phase: str, as_of: datetime, out: Path, url: str | None = None, region: str | None = None
 ) -> PhaseReport:
     """Run one phase in-process (the CLI and tests; the daily tick runs them as flows)."""
+    if phase == "read_mailbox":
+        return run_read_mailbox(as_of, out, url, region)
     if phase == "invitations":
         return run_invitations(as_of, out, url, region)
     if phase in ("open_feedback", "remind_feedback", "close_feedback"):

@@ -39,6 +39,7 @@ def document_url(version_id: int, filename: str, region: str | None = None) -> s
 
 _TITLES = {
     "load": "Asetukset ladattu / Configuration loaded",
+    "read_mailbox": "Saapuneet viestit / Inkommande post / Mailbox read",
     "invitations": "Kutsut / Invitations",
     "open_feedback": "Palauteikkuna avattu / Feedback window opened",
     "remind_feedback": "Palautemuistutus / Feedback reminder",
@@ -205,3 +206,72 @@ def failure_markdown(phase: str, error: BaseException) -> str:
             "",
         ]
     )
+
+
+@dataclass
+class MailboxSummary:
+    markdown: str
+    rows: list[dict[str, str]]
+
+
+#: The kinds of message read, as the coordinator reads them (fi / sv).
+MAIL_KINDS = {
+    "rsvp": "vastaukset kutsuihin / svar på kallelser",
+    "bounce": "palautuneet / returnerade",
+    "delayed": "viivästyneet / försenade",
+    "receipt": "kirjaamon kuittaukset / registratorns kvitton",
+    "auto_reply": "automaattiset vastaukset, ohitettu / automatiska svar, ignorerade",
+    "other": "muut, jätetty postilaatikkoon / övriga, kvar i inkorgen",
+    "unreadable": "lukukelvottomat / oläsbara",
+}
+
+
+def mailbox_summary(
+    as_of: datetime, url: str | None = None, region: str | None = None
+) -> MailboxSummary:
+    """Attendance per session still ahead and organisation (accepted, tentative,
+    declined, no answer) and how many messages of each kind the mailbox gave."""
+    from hytetu import mailbox
+    from hytetu.state import cycle_view
+
+    with db.session_scope(url) as s:
+        view = cycle_view(s, region)
+        names = {
+            m.key: view.text(m.name)
+            for m in s.scalars(select(db.Municipality).filter_by(region_id=view.region.id))
+        }
+        names |= {
+            st.key: view.text(st.name)
+            for st in s.scalars(select(db.Stakeholder).filter_by(region_id=view.region.id))
+        }
+        sessions = {ms.key: view.session_title(ms) for ms in view.sessions()}
+        attendance = mailbox.attendance(s, view.cycle.id, as_of)
+        counts = mailbox.counts(s)
+        starts = {r["session"]: view.local(r["start"]) for r in attendance}
+    rows = [
+        {
+            "istunto / session": f"{sessions.get(r['session'], r['session'])} "
+            f"{starts[r['session']]:%d.%m.%Y}",
+            "organisaatio / organisation": names.get(r["org"], r["org"]),
+            "hyväksynyt / accepterat": str(r["accepted"]),
+            "alustava / preliminärt": str(r["tentative"]),
+            "kieltäytynyt / avböjt": str(r["declined"] + r["delegated"]),
+            "ei vastausta / inget svar": str(r["no_answer"]),
+        }
+        for r in attendance
+    ]
+    lines = [
+        "# Ilmoittautumiset / Anmälningar",
+        "",
+        f"Tilanne / Läget {as_of:%d.%m.%Y %H:%M}: tulevat istunnot / kommande möten.",
+        "",
+    ]
+    if rows:
+        header = list(rows[0])
+        lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+        lines += ["| " + " | ".join(r[h] for h in header) + " |" for r in rows]
+    else:
+        lines.append("Ei tulevia istuntoja. / Inga kommande möten.")
+    lines += ["", "## Luetut viestit / Lästa meddelanden", ""]
+    lines += [f"- {MAIL_KINDS[k]}: {n}" for k, n in counts.items()]
+    return MailboxSummary("\n".join(lines) + "\n", rows)

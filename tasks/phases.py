@@ -56,3 +56,9 @@ def render_memos(out_dir: str, region: str | None = None) -> dict:
 @task(name="dispatch-memos", retries=2, retry_delay_seconds=60)
 def dispatch_memos(as_of: datetime, out_dir: str, region: str | None = None) -> dict:
     return phases.run_dispatch(as_of, Path(out_dir), region=region).as_dict()
+
+
+# No retries: an unread mailbox is read again on the next tick, and the tick waits for none.
+@task(name="read-mailbox")
+def read_mailbox(as_of: datetime, out_dir: str, region: str | None = None) -> dict:
+    return phases.run_read_mailbox(as_of, Path(out_dir), region=region).as_dict()

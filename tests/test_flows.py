@@ -42,6 +42,21 @@ def test_tick_runs_due_phases_as_flow_runs_with_artifacts(
     assert "requests" in artifacts[0].data
 
 
+def test_a_mailbox_that_cannot_be_read_fails_only_its_own_step(
+    prefect_api: None, loaded: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.annual_cycle import annual_cycle
+
+    monkeypatch.setenv("HYTETU_DATABASE_URL", loaded)
+    out = tmp_path / "out"
+    (out / "inbox" / "cannot-be-read.eml").mkdir(parents=True)  # reading it raises
+    due = annual_cycle(as_of=helsinki("2025-10-02 07:00"), out_dir=str(out))
+    assert due == ["invitations"]  # the day's phases ran
+    assert list((out / "outbox").glob("*.eml"))
+    failures = [a.data for a in prefect_artifacts(key_like="hytetu-failure")]
+    assert any("Saapuneet viestit" in f and "cannot-be-read.eml" in f for f in failures)
+
+
 def test_demo_runs_the_whole_cycle(
     prefect_api: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -62,6 +77,11 @@ def test_demo_runs_the_whole_cycle(
     assert "Demo finished: 2025" in result.output and "Demo finished: 2026" in result.output
     assert "Traceback" not in result.output
     assert result.output.count("memos dispatched    43 letters") == 2
+    # What came back: the simulated RSVPs, one registry's bounces, the others' receipts.
+    assert "attendance          2 accepted, 1 tentative, 1 declined" in result.output
+    assert "bounced letter" in result.output and "5.1.1" in result.output
+    assert "registry receipts   41 letters filed" in result.output
+    assert "/00.01.00/2026" in result.output  # a diary number as the receipt gave it
 
     emls = list((out / "outbox").glob("*.eml"))
     assert len(emls) > 300
