@@ -238,7 +238,7 @@ def mailbox_summary(s: Any, view: Any) -> dict:
     total["no_answer"] = sum(r["no_answer"] for r in rows)
     letters = dispatch.report_rows(s, view.cycle.id)
     return {
-        "read": mailbox.counts(s),
+        "read": mailbox.counts(s, cycle_id=view.cycle.id),
         "attendance": total,
         "bounced": [f"{r['document']}: {r['error']}" for r in letters if r["state"] == "bounced"],
         "receipts": [

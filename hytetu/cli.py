@@ -461,7 +461,7 @@ def _demo_summary(result: dict, out: Path) -> None:
     if mailbox:
         read = mailbox["read"]
         typer.echo(
-            f"  mailbox read        {sum(read.values())} messages: "
+            f"  mailbox read        {sum(read.values())} answers to this year's mail: "
             + ", ".join(f"{k} {n}" for k, n in read.items() if n)
         )
         a = mailbox["attendance"]

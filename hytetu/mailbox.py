@@ -368,12 +368,15 @@ def answered(s: Any, session_id: int) -> dict[int, str]:
     )
 
 
-def counts(s: Any, mailbox: str | None = None) -> dict[str, int]:
-    """How many messages of each kind were read (from ``mailbox``, or all)."""
+def counts(s: Any, mailbox: str | None = None, cycle_id: int | None = None) -> dict[str, int]:
+    """How many messages of each kind were read (from ``mailbox``, or all; with
+    ``cycle_id`` only those that answered that cycle's mail)."""
     from sqlalchemy import func
 
     query = select(db.IncomingMessage.kind, func.count()).group_by(db.IncomingMessage.kind)
     if mailbox:
         query = query.where(db.IncomingMessage.mailbox == mailbox)
+    if cycle_id is not None:
+        query = query.join(db.OutgoingMessage).where(db.OutgoingMessage.cycle_id == cycle_id)
     found = dict(s.execute(query).all())
     return {k: int(found.get(k, 0)) for k in KINDS}

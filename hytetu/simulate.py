@@ -236,7 +236,9 @@ def write_replies(url: str | None, out: Path, at: datetime) -> list[str]:
         )
         invitations = [m for m in sent if m.purpose == "invitation"]
         letters = [m for m in sent if m.purpose == "memo" and "#" not in m.dedupe_key]
-        if invitations and not (inbox / ".rsvps").exists():
+        # Once per cycle: the markers carry the year, so a second year's demo gets its own.
+        rsvps, receipts = inbox / f".rsvps-{view.cycle.year}", inbox / f".letters-{view.cycle.year}"
+        if invitations and not rsvps.exists():
             session_key = invitations[0].dedupe_key.split(":")[2]
             emails = [
                 m.dedupe_key.split(":")[3]
@@ -250,8 +252,8 @@ def write_replies(url: str | None, out: Path, at: datetime) -> list[str]:
                 text = "Olen lomalla 1.12. asti. Viestejä ei lueta." if not partstat else ""
                 values = invitation_values(view, session_key, address, partstat, when, text)
                 written.append(_write(inbox, f"{i:02d}-{template}", fill_sample(template, values)))
-            _write(inbox, ".rsvps", b"")
-        if letters and not (inbox / ".letters").exists():
+            _write(inbox, rsvps.name, b"")
+        if letters and not receipts.exists():
             dead = letters[0].recipients[0]  # a registry address that no longer exists
             for i, m in enumerate(letters):
                 when = at + timedelta(hours=2, minutes=i)
@@ -264,7 +266,7 @@ def write_replies(url: str | None, out: Path, at: datetime) -> list[str]:
                     reference = form.format(key=key, n=100 + i, year=view.cycle.year + 1)
                     values = letter_values(view, m.id, when, reference)
                 written.append(_write(inbox, f"{100 + i:03d}-{name}", fill_sample(name, values)))
-            _write(inbox, ".letters", b"")
+            _write(inbox, receipts.name, b"")
     return written
 
 
