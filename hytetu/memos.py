@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hytetu import db, findings, reports
+from hytetu import db, findings, indicator_report, reports
 from hytetu.errors import StateError
 from hytetu.feedback import PRIVATE_TYPES
 from hytetu.language import Matcher
@@ -318,6 +318,7 @@ def group_memo_context(
             g["text"] for g in result["stakeholders"] if g["group"] == group_key
         ],
         "feedback": feedback,
+        "indicators": indicator_report.group_panels(view, s.group, language),
     }
 
 
@@ -358,6 +359,7 @@ def summary_context(
         "stakeholder_remarks": sorted({g["text"] for g in result["stakeholders"]}),
         "forum": result["forum"],
         "feedback": result["feedback"],
+        "indicator_tables": indicator_report.summary_tables(view, language),
     }
 
 
