@@ -469,7 +469,7 @@ class Indicators(_Model):
         "region of that category whose Finnish name is the region's",
     )
     items: list[Indicator] = []
-    cells: dict[str, list[Id]] = Field(
+    goal_cells: dict[str, list[Id]] = Field(
         {},
         description="Goal cell 'priority-area/service-area' → the ids of its indicators",
     )
@@ -849,7 +849,9 @@ def _check(config: Config, rdoc: YamlDoc, cdoc: YamlDoc) -> list[Problem]:
                     )
                 )
 
-    _check_indicators(cf, cdoc, seen_cells, languages, check_text, out)
+    # A cell of known areas: one missing from the matrix is reported there, once.
+    matrix_cells = {(pa, sa) for pa in pa_ids for sa in sa_ids}
+    _check_indicators(cf, cdoc, matrix_cells, languages, check_text, out)
 
     # Sessions.
     tz = config.tz
@@ -958,8 +960,8 @@ def _check_indicators(
             if text:
                 ours = {k: v for k, v in text.items() if k in languages or k == "*"}
                 check_text(cdoc, (*path, name), ours or text, required=name == "label")
-    for key, mapped in block.cells.items():
-        path = ("indicators", "cells", key)
+    for key, mapped in block.goal_cells.items():
+        path = ("indicators", "goal_cells", key)
         pa, _, sa = key.partition("/")
         if (pa, sa) not in cells:
             out.append(

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Engine,
+    Float,
     ForeignKey,
     LargeBinary,
     String,
@@ -446,8 +447,8 @@ class IndicatorValue(Base):
     indicator: Mapped[Indicator] = relationship(back_populates="values")
     area: Mapped[str] = mapped_column(String(80))
     year: Mapped[int]
-    value: Mapped[float]
-    abs_value: Mapped[float | None]
+    value: Mapped[float] = mapped_column(Float)
+    abs_value: Mapped[float | None] = mapped_column(Float)
 
 
 class AuditEvent(Base):

@@ -490,7 +490,7 @@ def store(session: Session, cycle: db.Cycle, config: Config, values: Iterable[Va
     block = config.cycle_file.indicators
     lang = config.language
     cells: dict[str, list[str]] = {i.id: [] for i in block.items}
-    for cell, mapped in block.cells.items():
+    for cell, mapped in block.goal_cells.items():
         for ident in mapped:
             cells[ident].append(cell)
     wanted_defs = {
