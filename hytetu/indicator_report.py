@@ -108,15 +108,19 @@ def _chart(
 ) -> tuple[str, str]:
     """The chart's data: URI and its alt text (every value, missing ones said so)."""
     unit = view.text(indicator.unit, language) if indicator.unit else ""
+    w = _words(language)
     lines = tuple(
-        Line(name, tuple(by_area.get(area, {}).get(y) for y in years), style)
+        Line(
+            name if by_area.get(area) else f"{name} ({w['missing']})",
+            tuple(by_area.get(area, {}).get(y) for y in years),
+            style,
+        )
         for area, name, style in areas
     )
     key = (indicator.key, tuple(a[0] for a in areas), language, tuple(years), lines, unit)
     if key not in _charts:
         _charts.clear() if len(_charts) > 500 else None
         _charts[key] = data_uri(line_chart(tuple(years), lines, unit))
-    w = _words(language)
     label = view.text(indicator.label, language)
     parts = []
     for line in lines:
