@@ -119,7 +119,8 @@ def _chart(
     )
     key = (indicator.key, tuple(a[0] for a in areas), language, tuple(years), lines, unit)
     if key not in _charts:
-        _charts.clear() if len(_charts) > 500 else None
+        if len(_charts) > 500:  # a long-lived worker renders many cycles: stay bounded
+            _charts.clear()
         _charts[key] = data_uri(line_chart(tuple(years), lines, unit))
     label = view.text(indicator.label, language)
     parts = []
