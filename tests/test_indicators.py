@@ -528,3 +528,44 @@ def test_summary_has_an_indicator_table_per_priority_area(year) -> None:
     table = html[html.index("<h3>Indikaattorit: Mielen hyvinvoinnin edistäminen") :]
     row = re.search(r"Yksinäisyyttä kokevat.*?</tr>", table, re.S).group(0)
     assert '<td class="num">2025</td>' in row
+
+
+@pytest.mark.prefect
+def test_fetch_flow_fetches_and_loads(
+    prefect_api: None, empty_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.indicators import fetch_indicators
+
+    url = f"sqlite:///{tmp_path / 'flow.db'}"
+    monkeypatch.setenv("HYTETU_DATABASE_URL", url)
+    monkeypatch.setattr(sotkanet.time, "sleep", lambda _: None)
+    with _Sotkanet(failures=1) as server:
+        monkeypatch.setenv(sotkanet.BASE_URL_VAR, server.url)
+        report = fetch_indicators(config=str(empty_folder), years="2023-2024")
+    assert report["did"]["changes"] > 0
+    with db.session_scope(url) as s:
+        years = set(s.scalars(select(db.IndicatorValue.year)))
+    db.dispose(url)
+    assert years == {2022, 2023, 2024}  # 2022: the HYTE coefficient's CSV, not fetched
+
+
+def test_cli_import_names_a_bad_row_and_loads_a_good_folder(tmp_path, monkeypatch) -> None:
+    config = _config_copy(tmp_path)
+    monkeypatch.setenv("HYTETU_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    path = config / FOLDER / "sotkanet-5361.json"
+    good = path.read_text(encoding="utf-8")
+    _rewrite(
+        path,
+        lambda lines: lines.__setitem__(
+            2, lines[2].replace('"value": ', '"value": "').replace("}", '"}')
+        ),
+    )
+    result = CliRunner().invoke(app, ["indicators", "import", str(config)])
+    assert result.exit_code == 2
+    assert "sotkanet-5361.json:3: row 2.value: expected a number or null" in result.output
+    path.write_text(good, encoding="utf-8")
+    result = CliRunner().invoke(app, ["indicators", "import", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "540 indicator value(s) in 7 file(s)" in result.output
+    assert "loaded" in result.output
+    db.dispose(f"sqlite:///{tmp_path / 'cli.db'}")
