@@ -78,6 +78,17 @@ def validate(path: Annotated[Path, typer.Argument(help="A config folder")]) -> N
     contacts = sum(len(m.contacts) for m in rf.municipalities) + sum(
         len(st.contacts) for st in rf.stakeholders
     )
+    data = None
+    if cf.indicators.items:
+        from hytetu import indicators
+
+        try:
+            data = indicators.read_folder(config)
+        except IndicatorError as e:
+            typer.echo(f"{path}: {len(e.problems)} problem(s) in the indicator files", err=True)
+            for p in e.problems:
+                typer.echo(f"  {p}", err=True)
+            raise typer.Exit(2) from None
     typer.echo(f"{path}: valid")
     typer.echo(f"  region          {config.region.id} ({', '.join(config.region.languages)})")
     typer.echo(f"  cycle           {cf.cycle.year}, plan period {cf.cycle.plan_period or '-'}")
@@ -91,6 +102,13 @@ def validate(path: Annotated[Path, typer.Argument(help="A config folder")]) -> N
         f"{len(cf.goal_matrix.service_areas)} = {len(cf.goal_matrix.cells)} cells"
     )
     typer.echo(f"  feedback        {cf.feedback.opens} – {cf.feedback.deadline}")
+    if data is not None:
+        typer.echo(
+            f"  indicators      {len(cf.indicators.items)}, {len(data.values)} values "
+            f"in {len(data.files)} files"
+        )
+        for w in data.warnings:
+            typer.echo(f"  warning: {w}")
     for w in config.warnings:
         typer.echo(f"  warning: {w}")
 

@@ -569,3 +569,14 @@ def test_cli_import_names_a_bad_row_and_loads_a_good_folder(tmp_path, monkeypatc
     assert "540 indicator value(s) in 7 file(s)" in result.output
     assert "loaded" in result.output
     db.dispose(f"sqlite:///{tmp_path / 'cli.db'}")
+
+
+def test_validate_checks_the_indicator_files_too(tmp_path) -> None:
+    config = _config_copy(tmp_path)
+    result = CliRunner().invoke(app, ["validate", str(config)])
+    assert result.exit_code == 0 and "indicators      6, 540 values in 7 files" in result.output
+    (config / FOLDER / "regions.json").write_text('[{"id": "KUNTA"}]', encoding="utf-8")
+    result = CliRunner().invoke(app, ["validate", str(config)])
+    assert result.exit_code == 2
+    assert "regions.json:1: region 1.id: expected a whole number" in result.output
+    assert ": valid" not in result.output
