@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from hytetu import db
-from hytetu.errors import ConfigError, HytetuError, NotesError
+from hytetu.errors import ConfigError, HytetuError, IndicatorError, NotesError
 
 # Nothing goes to Prefect's analytics from a county's machine unless the operator sets these
 # (the demo's embedded server would otherwise try, and log "Failed to send telemetry"
@@ -67,7 +67,7 @@ Year = Annotated[
 
 def _fail(error: HytetuError) -> None:
     typer.echo(f"error: {error}", err=True)
-    raise typer.Exit(2 if isinstance(error, ConfigError | NotesError) else 1)
+    raise typer.Exit(2 if isinstance(error, ConfigError | NotesError | IndicatorError) else 1)
 
 
 @app.command()
@@ -86,6 +86,17 @@ def validate(path: Annotated[Path, typer.Argument(help="A config folder")]) -> N
     contacts = sum(len(m.contacts) for m in rf.municipalities) + sum(
         len(st.contacts) for st in rf.stakeholders
     )
+    data = None
+    if cf.indicators.items:
+        from hytetu import indicators
+
+        try:
+            data = indicators.read_folder(config)
+        except IndicatorError as e:
+            typer.echo(f"{path}: {len(e.problems)} problem(s) in the indicator files", err=True)
+            for p in e.problems:
+                typer.echo(f"  {p}", err=True)
+            raise typer.Exit(2) from None
     typer.echo(f"{path}: valid")
     typer.echo(f"  region          {config.region.id} ({', '.join(config.region.languages)})")
     typer.echo(f"  cycle           {cf.cycle.year}, plan period {cf.cycle.plan_period or '-'}")
@@ -99,6 +110,13 @@ def validate(path: Annotated[Path, typer.Argument(help="A config folder")]) -> N
         f"{len(cf.goal_matrix.service_areas)} = {len(cf.goal_matrix.cells)} cells"
     )
     typer.echo(f"  feedback        {cf.feedback.opens} – {cf.feedback.deadline}")
+    if data is not None:
+        typer.echo(
+            f"  indicators      {len(cf.indicators.items)}, {len(data.values)} values "
+            f"in {len(data.files)} files"
+        )
+        for w in data.warnings:
+            typer.echo(f"  warning: {w}")
     for w in config.warnings:
         typer.echo(f"  warning: {w}")
 
@@ -185,6 +203,62 @@ def load(path: Annotated[Path, typer.Argument(help="A config folder")]) -> None:
     typer.echo(f"loaded {path}: {report.did['changes']} change(s)")
     for w in report.warnings:
         typer.echo(f"  warning: {w}")
+
+
+indicators_app = typer.Typer(
+    help="Indicators beside the findings: THL's Sotkanet data, the HYTE coefficient.",
+    no_args_is_help=True,
+)
+app.add_typer(indicators_app, name="indicators")
+
+
+@indicators_app.command("fetch")
+def indicators_fetch(
+    path: Annotated[Path, typer.Argument(help="A config folder")],
+    years: Annotated[
+        str | None,
+        typer.Option(help="e.g. 2019-2025 (default: the cycle's year and the six before)"),
+    ] = None,
+) -> None:
+    """Fetch the cycle's Sotkanet indicators from THL's open API (sotkanet.fi) into its
+    indicators/ folder; `hytetu load` then imports them."""
+    from hytetu import sotkanet
+    from hytetu.config import load_config
+
+    try:
+        config = load_config(path)
+        span = (
+            sotkanet.parse_years(years)
+            if years
+            else range(config.cycle.year - 6, config.cycle.year + 1)
+        )
+        written = sotkanet.fetch(config, span)
+    except ValueError as e:
+        typer.echo(f"error: --years: {e}", err=True)
+        raise typer.Exit(2) from None
+    except HytetuError as e:
+        _fail(e)
+        return
+    for file in written:
+        typer.echo(f"wrote {file}")
+    typer.echo("Lähde: THL, Sotkanet (CC BY 4.0). Next: hytetu load " + str(path))
+
+
+@indicators_app.command("import")
+def indicators_import(path: Annotated[Path, typer.Argument(help="A config folder")]) -> None:
+    """Check the indicators/ folder's files and import them (with the rest of the
+    config: the same as `hytetu load`). A bad file is named with its row; nothing is
+    written then."""
+    from hytetu import indicators
+    from hytetu.config import load_config
+
+    try:
+        data = indicators.read_folder(load_config(path))
+    except HytetuError as e:
+        _fail(e)
+        return
+    typer.echo(f"{len(data.values)} indicator value(s) in {len(data.files)} file(s)")
+    load(path)
 
 
 @app.command()

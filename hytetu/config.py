@@ -135,6 +135,11 @@ class Municipality(_Model):
         description="The municipality's official language(s), e.g. [sv] or [sv, fi]: its "
         "registry gets letters and memos in these only (default: the region's languages)",
     )
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{3}$")] | None = Field(
+        None,
+        description="The municipality number (kuntanumero), e.g. '179': how its indicator "
+        "values are found in Sotkanet's and THL's files (default: by its Finnish name)",
+    )
     contacts: list[Contact] = []
 
     @field_validator("languages", mode="before")
@@ -451,6 +456,40 @@ class Texts(_Model):
     )
 
 
+class Indicator(_Model):
+    """An indicator shown beside the findings of the goal cells it is mapped to."""
+
+    id: Id
+    source: Literal["sotkanet", "hyte-kerroin"] = Field(
+        "sotkanet",
+        description="sotkanet: THL's Sotkanet (the id in 'sotkanet'); hyte-kerroin: the HYTE "
+        "coefficient file (docs/indicators.md)",
+    )
+    sotkanet: int | None = Field(None, ge=1, description="The Sotkanet indicator id, e.g. 3342")
+    label: LocalizedText
+    unit: LocalizedText | None = Field(None, description="e.g. {fi: '% työvoimasta'}")
+    better: Literal["higher", "lower"] = Field(
+        description="Which way is better: 'higher' or 'lower' (the trend's wording)"
+    )
+    decimals: int = Field(1, ge=0, le=3)
+
+
+class Indicators(_Model):
+    """The ``indicators:`` block: what is shown, and beside which goal cells. The data
+    files are in the folder ``indicators/`` beside cycle.yaml (docs/indicators.md)."""
+
+    county: str | None = Field(
+        None,
+        description="The county's Sotkanet code (HYVINVOINTIALUE), e.g. '15'; default: the "
+        "region of that category whose Finnish name is the region's",
+    )
+    items: list[Indicator] = []
+    goal_cells: dict[str, list[Id]] = Field(
+        {},
+        description="Goal cell 'priority-area/service-area' → the ids of its indicators",
+    )
+
+
 class CycleFile(_Model):
     cycle: CycleInfo
     texts: Texts = Texts()
@@ -458,6 +497,7 @@ class CycleFile(_Model):
     goal_matrix: GoalMatrix
     sessions: list[Session] = Field(min_length=1)
     dispatch: DispatchSettings = DispatchSettings()
+    indicators: Indicators = Indicators()
 
 
 @dataclass(frozen=True)
@@ -824,6 +864,10 @@ def _check(config: Config, rdoc: YamlDoc, cdoc: YamlDoc) -> list[Problem]:
                     )
                 )
 
+    # A cell of known areas: one missing from the matrix is reported there, once.
+    matrix_cells = {(pa, sa) for pa in pa_ids for sa in sa_ids}
+    _check_indicators(cf, cdoc, matrix_cells, languages, check_text, out)
+
     # Sessions.
     tz = config.tz
     year = cf.cycle.year
@@ -905,6 +949,54 @@ def _check(config: Config, rdoc: YamlDoc, cdoc: YamlDoc) -> list[Problem]:
                 )
             )
     return out
+
+
+def _check_indicators(
+    cf: CycleFile,
+    cdoc: YamlDoc,
+    cells: set[tuple[str, str]],
+    languages: set[str],
+    check_text: Any,
+    out: list[Problem],
+) -> None:
+    """The indicators block: ids once, each one's source, and only known cells and ids.
+    A label may be in more languages than the region's (THL publishes fi, sv and en)."""
+    block = cf.indicators
+    ids = _ids_checked(cdoc, ("indicators", "items"), block.items, out)
+    path: tuple[str | int, ...]
+    for i, item in enumerate(block.items):
+        path = ("indicators", "items", i)
+        if item.source == "sotkanet" and item.sotkanet is None:
+            out.append(
+                cdoc.problem(path, f"indicator {item.id} needs its Sotkanet id (sotkanet: 3342)")
+            )
+        if item.source != "sotkanet" and item.sotkanet is not None:
+            out.append(
+                cdoc.problem((*path, "sotkanet"), f"a Sotkanet id with source {item.source}")
+            )
+        for name in ("label", "unit"):
+            text = getattr(item, name)
+            if text:
+                ours = {k: v for k, v in text.items() if k in languages or k == "*"}
+                check_text(cdoc, (*path, name), ours or text, required=name == "label")
+    for key, mapped in block.goal_cells.items():
+        path = ("indicators", "goal_cells", key)
+        pa, _, sa = key.partition("/")
+        if (pa, sa) not in cells:
+            out.append(
+                cdoc.problem(
+                    path,
+                    f"unknown goal cell {key!r}: write priority-area/service-area, e.g. "
+                    "arjen-turvallisuus/ikaantyneet",
+                )
+            )
+        for j, ident in enumerate(mapped):
+            if ident not in ids:
+                out.append(
+                    cdoc.problem(
+                        (*path, j), f"unknown indicator {ident!r} (not in indicators.items)"
+                    )
+                )
 
 
 def _ids_checked(doc: YamlDoc, path: tuple, items: list[Any], out: list[Problem]) -> set[str]:

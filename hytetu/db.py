@@ -17,6 +17,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Engine,
+    Float,
     ForeignKey,
     LargeBinary,
     String,
@@ -458,6 +459,44 @@ class FindingCorrection(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     actor: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Indicator(Base):
+    """An indicator of a cycle (from cycle.yaml's ``indicators:``), with the goal cells
+    it is shown beside (``cells``: 'priority-area/service-area' keys)."""
+
+    __tablename__ = "indicator"
+    __table_args__ = (UniqueConstraint("cycle_id", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycle.id"))
+    key: Mapped[str] = mapped_column(String(80))
+    source: Mapped[str] = mapped_column(String(20))
+    sotkanet_id: Mapped[int | None]
+    label: Mapped[Localized]
+    unit: Mapped[Localized | None]
+    better: Mapped[str] = mapped_column(String(10))
+    decimals: Mapped[int] = mapped_column(default=1)
+    position: Mapped[int]
+    cells: Mapped[list[str]] = mapped_column(JSON)
+    values: Mapped[list[IndicatorValue]] = relationship(
+        back_populates="indicator", cascade="all, delete-orphan"
+    )
+
+
+class IndicatorValue(Base):
+    """One published value: an indicator's value for an area in a year. ``area`` is a
+    municipality's key, or 'county' or 'country'. A year without a value has no row: a
+    missing value is missing, never 0."""
+
+    __tablename__ = "indicator_value"
+    __table_args__ = (UniqueConstraint("indicator_id", "area", "year"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    indicator_id: Mapped[int] = mapped_column(ForeignKey("indicator.id", ondelete="CASCADE"))
+    indicator: Mapped[Indicator] = relationship(back_populates="values")
+    area: Mapped[str] = mapped_column(String(80))
+    year: Mapped[int]
+    value: Mapped[float] = mapped_column(Float)
+    abs_value: Mapped[float | None] = mapped_column(Float)
 
 
 class AuditEvent(Base):

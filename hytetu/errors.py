@@ -4,6 +4,8 @@
     ├── ConfigError        a config folder is invalid; carries every Problem found
     ├── NotesError         a session-notes file is invalid; carries every Problem found
     ├── FeedbackImportError  a feedback export (CSV/XLSX) is invalid; carries every Problem
+    ├── IndicatorError     an indicator file (Sotkanet JSON, HYTE coefficient) is invalid,
+    │                      or fetching it failed; carries every Problem found
     ├── StateError         an operation does not fit the cycle's state (e.g. dispatch of an
     │                      unapproved memo)
     ├── DeliveryError      a transport could not deliver a message (recipient, attempt,
@@ -60,6 +62,11 @@ class NotesError(_ProblemsError):
 
 class FeedbackImportError(_ProblemsError):
     """A feedback export has errors (row and column in each Problem); nothing was imported."""
+
+
+class IndicatorError(_ProblemsError):
+    """An indicator file (Sotkanet JSON, HYTE coefficient CSV/XLSX) has errors, or Sotkanet
+    could not be fetched; nothing was written."""
 
 
 class StateError(HytetuError):

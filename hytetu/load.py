@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hytetu import db
+from hytetu import db, indicators
 from hytetu.config import DEFAULT_LANGUAGE_KEY, Config, Municipality, Stakeholder, localized
 
 
@@ -21,6 +21,7 @@ from hytetu.config import DEFAULT_LANGUAGE_KEY, Config, Municipality, Stakeholde
 class LoadResult:
     cycle_id: int
     changes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -66,11 +67,14 @@ class _Upserter:
 
 
 def load_config_into_db(config: Config, session: Session, actor: str = "hytetu") -> LoadResult:
-    """Write ``config`` into the database. Returns what changed; the caller commits."""
+    """Write ``config`` into the database. Returns what changed; the caller commits.
+    The indicator files are read and checked first: a bad one raises IndicatorError
+    before anything is written."""
+    data = indicators.read_folder(config)
     rf, cf = config.region_file, config.cycle_file
     lang = config.language
     region = session.scalars(select(db.Region).filter_by(key=rf.region.id)).one_or_none()
-    result = LoadResult(cycle_id=0)
+    result = LoadResult(cycle_id=0, warnings=[str(w) for w in data.warnings])
     up = _Upserter(session, result)
     region = up(
         db.Region,
@@ -193,6 +197,11 @@ def load_config_into_db(config: Config, session: Session, actor: str = "hytetu")
             db.GoalCell,
             {**cid, "priority_area_key": cell.priority_area, "service_area_key": cell.service_area},
             {"goal": _norm(cell.goal, lang), "background": _norm(cell.background, lang)},
+        )
+
+    if indicators.store(session, cycle, config, data.values):
+        result.changes.append(
+            f"indicators: {len(cf.indicators.items)} indicators, {len(data.values)} values"
         )
 
     session_keys = set()

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hytetu import db, findings, followup, reports
+from hytetu import db, findings, followup, indicator_report, reports
 from hytetu.errors import StateError
 from hytetu.feedback import PRIVATE_TYPES
 from hytetu.language import Matcher
@@ -319,6 +319,7 @@ def group_memo_context(
         ],
         "feedback": feedback,
         "followup": group_followup(view, result, group_key),
+        "indicators": indicator_report.group_panels(view, s.group, language),
     }
 
 
@@ -408,6 +409,7 @@ def summary_context(
         "forum": result["forum"],
         "feedback": result["feedback"],
         "followup": summary_followup(view, result),
+        "indicator_tables": indicator_report.summary_tables(view, language),
     }
 
 

@@ -69,14 +69,34 @@ def _compilation(view: CycleView) -> tuple[db.Compilation | None, str]:
 
 
 def indicator_rows(view: CycleView) -> list[dict[str, Any]]:
-    """The indicator values of the cycle (``hytetu.indicators.export_rows(view)`` once that
-    module exists); an empty list until then."""
-    try:
-        from hytetu import indicators  # type: ignore[attr-defined]
-    except ImportError:
-        return []
-    export_rows = getattr(indicators, "export_rows", None)
-    return list(export_rows(view)) if export_rows is not None else []
+    """The cycle's indicator values, one row per indicator, area and year (a missing
+    value has no row). ``area`` is a municipality's key, ``county`` or ``country``."""
+    from sqlalchemy.orm import selectinload
+
+    rows: list[dict[str, Any]] = []
+    indicators = view.session.scalars(
+        select(db.Indicator)
+        .filter_by(cycle_id=view.cycle.id)
+        .options(selectinload(db.Indicator.values))
+        .order_by(db.Indicator.position)
+    )
+    for ind in indicators:
+        for v in sorted(ind.values, key=lambda v: (v.area, v.year)):
+            rows.append(
+                {
+                    "indicator": ind.key,
+                    "source": ind.source,
+                    "sotkanet_id": ind.sotkanet_id,
+                    "label": view.text(ind.label),
+                    "unit": view.text(ind.unit) if ind.unit else "",
+                    "better": ind.better,
+                    "cells": " ".join(ind.cells),
+                    "area": v.area,
+                    "value_year": v.year,  # the statistics' year; "year" is the cycle's
+                    "value": v.value,
+                }
+            )
+    return rows
 
 
 def public_compilation(view: CycleView) -> dict[str, Any]:

@@ -94,6 +94,7 @@ def load(config_folder: Path | str, url: str | None = None, actor: str = "hytetu
     warnings = [str(w) for w in config.warnings]
     with db.session_scope(url) as s:
         result = load_config_into_db(config, s, actor=actor)
+        warnings += result.warnings
         details = {"digest": digest, "region": config.region.id, "warnings": warnings}
         db.audit(s, "config.loaded", str(folder), actor, **details)
     return PhaseReport("load", did={"changes": len(result.changes)}, warnings=warnings)
@@ -107,7 +108,13 @@ def config_digest(folder: Path) -> str | None:
     try:
         for path in (folder / "region.yaml", folder / "cycle.yaml"):
             h.update(path.read_bytes())
-        for module in ("config.py", "load.py", "yamlsource.py"):
+        # The indicator files it reads too (any of the folder's: cycle.yaml says which).
+        indicators = folder / "indicators"
+        if indicators.is_dir():
+            for path in sorted(indicators.iterdir()):
+                if path.is_file():
+                    h.update(path.name.encode() + b"\0" + path.read_bytes())
+        for module in ("config.py", "load.py", "yamlsource.py", "indicators.py"):
             h.update((Path(__file__).parent / module).read_bytes())
     except OSError:
         return None

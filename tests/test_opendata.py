@@ -45,16 +45,36 @@ def test_the_export_is_valid_json_and_csv_that_agree(
     assert names == [
         "keski-suomi-2025-emphases.csv",
         "keski-suomi-2025-feedback_counts.csv",
+        "keski-suomi-2025-indicators.csv",
         "keski-suomi-2025-themes.csv",
         "keski-suomi-2025.json",
-    ]  # no indicators file while there are no indicator values
+    ]
     data = json.loads((tmp_path / "open-data" / "keski-suomi-2025.json").read_text("utf-8"))
     validator = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
     assert not list(validator.iter_errors(data))
     assert data["schema"] == SCHEMA_VERSION
     assert data["status"] == "draft"  # rendered, not yet approved
-    assert data["cycle"]["year"] == 2025 and data["indicators"] == []
+    assert data["cycle"]["year"] == 2025
     assert len(data["cells"]) == 15
+
+    # The indicator values as stored, one row each: a missing value has no row, never 0.
+    with db.session_scope(url) as s:
+        stored = s.execute(
+            select(
+                db.Indicator.key,
+                db.IndicatorValue.area,
+                db.IndicatorValue.year,
+                db.IndicatorValue.value,
+            ).join(db.IndicatorValue.indicator)
+        ).all()
+    exported = {
+        (r["indicator"], r["area"], r["value_year"]): r["value"] for r in data["indicators"]
+    }
+    assert exported == {(k, a, y): v for k, a, y, v in stored} and len(exported) > 50
+    assert {"county", "country"} < {r["area"] for r in data["indicators"]}
+    indicator_csv = _rows(tmp_path / "open-data" / "keski-suomi-2025-indicators.csv")
+    assert len(indicator_csv) == len(data["indicators"])
+    assert all(r["year"] == "2025" and r["value"] not in ("", "0") for r in indicator_csv[:5])
 
     themes = _rows(tmp_path / "open-data" / "keski-suomi-2025-themes.csv")
     assert list(themes[0]) == CSV_FIELDS["themes"]
