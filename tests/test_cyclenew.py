@@ -47,8 +47,6 @@ def test_every_day_of_a_year_keeps_its_weekday_within_the_next_year(year: int) -
 def written(tmp_path: Path) -> Path:
     source = tmp_path / "keski-suomi-2025"
     shutil.copytree(EXAMPLE, source)
-    (source / "indicators").mkdir()
-    (source / "indicators" / "sotkanet.json").write_text("[]", encoding="utf-8")
     new_cycle(source, 2026, today=date(2026, 6, 1))
     return tmp_path / "keski-suomi-2026"
 
@@ -92,7 +90,12 @@ def test_comments_stay_and_each_session_is_marked_to_check(written: Path) -> Non
 def test_region_and_indicators_are_copied_not_the_years_own_files(written: Path) -> None:
     assert sorted(p.name for p in written.iterdir()) == ["cycle.yaml", "indicators", "region.yaml"]
     assert (written / "region.yaml").read_bytes() == (EXAMPLE / "region.yaml").read_bytes()
-    assert (written / "indicators" / "sotkanet.json").read_text() == "[]"
+    indicators = sorted(p.name for p in (EXAMPLE / "indicators").iterdir())
+    assert indicators and sorted(p.name for p in (written / "indicators").iterdir()) == indicators
+    for name in indicators:
+        assert (written / "indicators" / name).read_bytes() == (
+            EXAMPLE / "indicators" / name
+        ).read_bytes()
 
 
 def test_once_checked_the_folder_loads_without_check_warnings(written: Path) -> None:
