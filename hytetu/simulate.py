@@ -251,7 +251,13 @@ def write_replies(url: str | None, out: Path, at: datetime) -> list[str]:
                 when = at + timedelta(hours=1 + i)
                 text = "Olen lomalla 1.12. asti. Viestejä ei lueta." if not partstat else ""
                 values = invitation_values(view, session_key, address, partstat, when, text)
-                written.append(_write(inbox, f"{i:02d}-{template}", fill_sample(template, values)))
+                written.append(
+                    _write(
+                        inbox,
+                        f"{view.cycle.year}-{i:02d}-{template}",
+                        fill_sample(template, values),
+                    )
+                )
             _write(inbox, rsvps.name, b"")
         if letters and not receipts.exists():
             dead = letters[0].recipients[0]  # a registry address that no longer exists
@@ -265,7 +271,11 @@ def write_replies(url: str | None, out: Path, at: datetime) -> list[str]:
                     key = m.dedupe_key.split(":", 2)[2][:3].upper()
                     reference = form.format(key=key, n=100 + i, year=view.cycle.year + 1)
                     values = letter_values(view, m.id, when, reference)
-                written.append(_write(inbox, f"{100 + i:03d}-{name}", fill_sample(name, values)))
+                written.append(
+                    _write(
+                        inbox, f"{view.cycle.year}-{100 + i:03d}-{name}", fill_sample(name, values)
+                    )
+                )
             _write(inbox, receipts.name, b"")
     return written
 
