@@ -9,6 +9,7 @@ with the Message-IDs and UIDs of the example year that the fixture below sends.
 from __future__ import annotations
 
 import email
+import json
 import shutil
 from collections.abc import Iterator
 from email import policy
@@ -585,3 +586,54 @@ def test_a_newer_version_sent_to_that_registry_ends_the_old_letters_bounce(
     report = phases.run_dispatch(helsinki("2025-12-23 08:00"), out, url)
     assert report.sent > 0 and not report.did["bounced"]
     assert "dispatch" not in phases.due_phases(helsinki("2025-12-24 07:00"), url)
+
+
+# --- what the coordinator sees in the Prefect UI ---------------------------------------
+
+
+@pytest.mark.prefect
+def test_the_flows_leave_the_attendance_and_the_bounce_for_the_coordinator(
+    prefect_api: None, snapshots: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through real flow runs on a Prefect API: the read-mailbox flow's attendance
+    artifact counts an answer before the session, and the dispatch flow's failure artifact
+    tells the coordinator which field of which file to fix after a bounce."""
+    from conftest import prefect_artifacts
+
+    from flows.dispatch import dispatch_memos
+    from flows.read_mailbox import read_mailbox as read_mailbox_flow
+
+    out = tmp_path / "out"
+    url = copy_sqlite(snapshots["invited"], tmp_path / "invited.db")
+    monkeypatch.setenv("HYTETU_DATABASE_URL", url)
+    accepting = _invitees(url)[0]
+    (out / "inbox").mkdir(parents=True)
+    (out / "inbox" / "a.eml").write_bytes(
+        _rsvp(url, "rsvp-outlook-accept.eml", accepting, "ACCEPTED", "2025-10-10 09:00")
+    )
+    state = read_mailbox_flow(as_of="2025-10-11 07:00", out_dir=str(out), return_state=True)
+    assert state.is_completed()
+    artifacts = {a.key: a for a in prefect_artifacts([state.state_details.flow_run_id])}
+    markdown = artifacts["hytetu-attendance"].data
+    assert "Ilmoittautumiset / Anmälningar" in markdown and "23.10.2025" in markdown
+    table = artifacts["hytetu-attendance-table"].data
+    rows = json.loads(table) if isinstance(table, str) else table
+    assert sum(int(r["hyväksynyt / accepterat"]) for r in rows) == 1
+    assert sum(int(r["ei vastausta / inget svar"]) for r in rows) > 0
+
+    url = copy_sqlite(snapshots["dispatched"], tmp_path / "dispatched.db")
+    monkeypatch.setenv("HYTETU_DATABASE_URL", url)
+    first = _letters(url)[0]
+    read_mailbox(
+        url,
+        _reader(
+            tmp_path / "b",
+            {"b.eml": _about_letter(url, "bounce-postfix.eml", first.id, "2025-12-22 08:00")},
+        ),
+        _region_id(url),
+    )
+    state = dispatch_memos(as_of="2025-12-23 07:00", out_dir=str(out), return_state=True)
+    artifacts = {a.key: a for a in prefect_artifacts([state.state_details.flow_run_id])}
+    bounced = artifacts["hytetu-dispatch-bounced"].data
+    assert "region.yaml" in bounced and "registry" in bounced
+    assert first.recipients[0] in bounced
