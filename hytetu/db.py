@@ -400,6 +400,16 @@ class IncomingMessage(Base):
     handled_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class MailboxPosition(Base):
+    """Where a mailbox reader is between ticks, per mailbox (Graph's ``@odata.deltaLink``):
+    in the database, so every worker sees the same position whatever its out folder."""
+
+    __tablename__ = "mailbox_position"
+    mailbox: Mapped[str] = mapped_column(String(500), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Rsvp(Base):
     """A contact's answer to a session's invitation (iTIP REPLY): the latest one wins."""
 

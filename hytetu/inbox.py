@@ -160,8 +160,11 @@ class FolderReader:
         pass
 
 
-def make_reader(settings: MailSettings, out_dir: Path) -> MailboxReader | None:
-    """The reader of the mailbox the sending transport uses; None when reading is off."""
+def make_reader(
+    settings: MailSettings, out_dir: Path, url: str | None = None
+) -> MailboxReader | None:
+    """The reader of the mailbox the sending transport uses; None when reading is off.
+    Its position between ticks (Graph's delta link) is kept in the database at ``url``."""
     import os
 
     inbox = settings.inbox
@@ -172,4 +175,4 @@ def make_reader(settings: MailSettings, out_dir: Path) -> MailboxReader | None:
         return FolderReader(out_dir / inbox.folder_path)
     from hytetu import readers  # IMAP, EWS, Graph: imported only when used
 
-    return readers.make(choice, settings, out_dir)
+    return readers.make(choice, settings, readers.DatabaseDeltaStore(url))

@@ -209,7 +209,7 @@ def run_read_mailbox(
     with db.session_scope(url) as s:
         view = cycle_view(s, region)
         settings, region_id = view.mail_settings(), view.region.id
-    reader = make_reader(settings, out)
+    reader = make_reader(settings, out, url)
     if reader is None:
         return PhaseReport("read_mailbox", did={"skipped": "mail.inbox.read is false"})
     result = read_mailbox(url, reader, region_id)

@@ -4,15 +4,11 @@ Each reads the ``mail.inbox`` folder of the account the transport sends with, so
 configuration is needed, and implements ``hytetu.inbox.MailboxReader``. The IMAP reader is
 in ``readers_imap``, the EWS one in ``readers_ews`` and the Graph one in ``readers_graph``;
 each is imported only when chosen. Graph keeps its delta link between ticks in a
-``DeltaStore``: by default a JSON file in the out folder.
+``DeltaStore``: the database's ``mailbox_position`` table.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from hytetu.errors import MailboxError
@@ -21,60 +17,46 @@ if TYPE_CHECKING:
     from hytetu.inbox import MailboxReader
     from hytetu.mail import MailSettings
 
-#: The file of the default DeltaStore, in the out folder.
-DELTA_FILE = "mailbox-delta.json"
-
 
 class DeltaStore(Protocol):
     """Where a reader keeps its position between ticks (Graph's ``@odata.deltaLink``), per
-    mailbox. A database-backed store can be given to ``make`` instead of the file."""
+    mailbox."""
 
     def get(self, mailbox: str) -> str | None: ...
 
     def put(self, mailbox: str, value: str | None) -> None: ...
 
 
-class JsonDeltaStore:
-    """``{mailbox: deltaLink}`` in one JSON file, replaced atomically on every change."""
+class DatabaseDeltaStore:
+    """The positions in the database (table ``mailbox_position``), one row per mailbox."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-
-    def _load(self) -> dict[str, str]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as e:
-            raise MailboxError(
-                f"{self.path}: not a readable JSON file: {type(e).__name__}"
-            ) from None
-        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url
 
     def get(self, mailbox: str) -> str | None:
-        return self._load().get(mailbox)
+        from hytetu import db
+
+        with db.session_scope(self.url) as s:
+            row = s.get(db.MailboxPosition, mailbox)
+            return row.value if row else None
 
     def put(self, mailbox: str, value: str | None) -> None:
-        data = self._load()
-        if value is None:
-            data.pop(mailbox, None)
-        else:
-            data[mailbox] = value
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=".delta-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False, indent=1)
-        os.replace(name, self.path)
+        from hytetu import db
+
+        with db.session_scope(self.url) as s:
+            row = s.get(db.MailboxPosition, mailbox)
+            if value is None:
+                if row is not None:
+                    s.delete(row)
+            elif row is None:
+                s.add(db.MailboxPosition(mailbox=mailbox, value=value))
+            else:
+                row.value, row.updated_at = value, db.utcnow()
 
 
-def make(
-    choice: str,
-    settings: MailSettings,
-    out_dir: Path,
-    state: DeltaStore | None = None,
-) -> MailboxReader:
+def make(choice: str, settings: MailSettings, state: DeltaStore) -> MailboxReader:
     """The reader for transport ``choice`` ("smtp", "ews", "graph") of ``settings``;
-    ``state`` keeps Graph's delta link (default: ``out_dir/mailbox-delta.json``)."""
+    ``state`` keeps Graph's delta link between ticks."""
     inbox = settings.inbox
     if choice == "smtp":
         from hytetu.readers_imap import ImapReader, imap_account
@@ -91,5 +73,5 @@ def make(
             raise MailboxError("mail.transport is graph but mail.graph is missing")
         from hytetu.readers_graph import GraphReader
 
-        return GraphReader(settings.graph, inbox, state or JsonDeltaStore(out_dir / DELTA_FILE))
+        return GraphReader(settings.graph, inbox, state)
     raise MailboxError(f"no mailbox reader for mail.transport {choice!r}")

@@ -389,15 +389,34 @@ def test_make_reader_routes_ews_to_the_ews_reader(tmp_path: Path) -> None:
 MAILBOX = "hyte@hyvaks.example"
 
 
+def positions(tmp_path: Path) -> str:
+    """A database with the readers' position table, at ``tmp_path``; its URL."""
+    from hytetu import db
+
+    url = f"sqlite:///{tmp_path / 'positions.db'}"
+    db.Base.metadata.create_all(db.get_engine(url), tables=[db.MailboxPosition.__table__])
+    return url
+
+
+def stored_positions(tmp_path: Path) -> str:
+    """Every delta link kept in that database, one per line."""
+    from sqlalchemy import select
+
+    from hytetu import db
+
+    with db.session_scope(positions(tmp_path)) as s:
+        return "\n".join(s.scalars(select(db.MailboxPosition.value)))
+
+
 def graph_reader(server: Any, tmp_path: Path, waits: list[float] | None = None, **inbox: Any):
-    from hytetu.readers import DELTA_FILE, JsonDeltaStore
+    from hytetu.readers import DatabaseDeltaStore
     from hytetu.readers_graph import GraphReader
 
     sleep = waits.append if waits is not None else (lambda _s: None)
     return GraphReader(
         server.settings(sender=MAILBOX),
         InboxSettings(**inbox),
-        JsonDeltaStore(tmp_path / DELTA_FILE),
+        DatabaseDeltaStore(positions(tmp_path)),
         sleep=sleep,
     )
 
@@ -429,8 +448,7 @@ def test_graph_reads_through_delta_pages_and_keeps_the_delta_link(
     assert deltas[0].query["$select"].split(",")[0] == "id"
     assert "/mailFolders/inbox/messages/delta" in deltas[0].path
     assert sum("$skiptoken" in d.query for d in deltas) == len(raws) - 1  # every nextLink
-    stored = (tmp_path / "mailbox-delta.json").read_text(encoding="utf-8")
-    assert "$deltatoken=" in stored
+    assert "$deltatoken=" in stored_positions(tmp_path)
     # marked by category and read, nothing moved, nothing deleted
     inbox = graph_server.in_folder("inbox")
     assert len(inbox) == len(raws)
@@ -509,7 +527,7 @@ def test_graph_an_expired_delta_link_reads_the_folder_again(
     statuses = [e for e in graph_server.events if e.startswith("GET delta")]
     assert statuses == ["GET delta 200", "GET delta 410", "GET delta 200"]
     assert "$deltatoken" not in graph_server.calls("delta")[-1].query  # a full read again
-    assert "$deltatoken=" in (tmp_path / "mailbox-delta.json").read_text(encoding="utf-8")
+    assert "$deltatoken=" in stored_positions(tmp_path)
 
 
 def test_graph_skips_a_message_over_the_cap_without_reading_it_all(
@@ -565,7 +583,7 @@ def test_graph_without_mail_readwrite_says_which_permission(
         reader.close()
 
 
-def test_make_reader_routes_graph_with_the_delta_file_in_the_out_folder(
+def test_make_reader_routes_graph_with_its_delta_link_in_the_database(
     graph_server: Any, tmp_path: Path
 ) -> None:
     from hytetu.readers_graph import GraphReader
@@ -573,14 +591,15 @@ def test_make_reader_routes_graph_with_the_delta_file_in_the_out_folder(
     mail = MailSettings(
         transport="graph", graph=graph_server.settings(), inbox={"mailbox": MAILBOX}
     )
-    reader = make_reader(mail, tmp_path)
+    reader = make_reader(mail, tmp_path / "out", positions(tmp_path))
     assert isinstance(reader, GraphReader)
     graph_server.deliver(samples()[0].read_bytes())
     try:
         assert len(list(reader.fetch())) == 1
     finally:
         reader.close()
-    assert (tmp_path / "mailbox-delta.json").exists()
+    assert "$deltatoken=" in stored_positions(tmp_path)
+    assert not (tmp_path / "out").exists()  # nothing of the position in the out folder
 
 
 # --- EWS (the local endpoint) ------------------------------------------------------------
