@@ -367,11 +367,19 @@ def _replaced_by_newer_version(s: Any, m: db.OutgoingMessage) -> bool:
 def bounce_message(view: CycleView, m: db.OutgoingMessage) -> str:
     """What the coordinator reads about a bounced letter: whose, why, and what to fix."""
     key = m.dedupe_key.split(":", 2)[2].split("#", 1)[0]
+    region_yaml = Path(view.cycle.config_folder) / "region.yaml"
+    if key.startswith("stakeholder:"):  # the summary to an NGO's or a parish's contacts
+        return (
+            f"{', '.join(m.recipients)}: {m.subject}: palautui / returned ({m.bounce_reason}). "
+            "Tarkista yhteyshenkilön osoite / check the contact's address: region.yaml: "
+            f"stakeholders[{key.split(':', 1)[1]}].contacts[].email in {region_yaml}; tätä "
+            "kirjettä ei lähetetä uudelleen itsestään / this letter is not resent by itself"
+        )
     where = REGISTRY_FIELD.format(key=key)
     return (
         f"{', '.join(m.recipients)}: {m.subject}: palautui / returned ({m.bounce_reason}). "
         f"Tarkista kirjaamon osoite / check the registry address: {where} in "
-        f"{Path(view.cycle.config_folder) / 'region.yaml'}; korjattu osoite lähettää vain "
+        f"{region_yaml}; korjattu osoite lähettää vain "
         "tämän kirjeen uudelleen / a corrected address resends only this letter"
     )
 

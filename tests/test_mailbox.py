@@ -637,3 +637,21 @@ def test_the_flows_leave_the_attendance_and_the_bounce_for_the_coordinator(
     bounced = artifacts["hytetu-dispatch-bounced"].data
     assert "region.yaml" in bounced and "registry" in bounced
     assert first.recipients[0] in bounced
+
+
+def test_a_bounced_summary_to_an_ngo_names_the_contacts_field_not_a_registry(
+    loaded: str,
+) -> None:
+    from hytetu.dispatch import bounce_message
+
+    with db.session_scope(loaded) as s:
+        view = cycle_view(s)
+        letter = db.OutgoingMessage(
+            dedupe_key="memo:1:stakeholder:keski-suomen-jarjestoverkosto",
+            recipients=["elina.raty@jarjestoverkosto.example"],
+            subject="Koonti",
+            bounce_reason="5.1.1 user unknown",
+        )
+        text = bounce_message(view, letter)
+    assert "stakeholders[keski-suomen-jarjestoverkosto].contacts[].email" in text
+    assert "registry" not in text and "5.1.1 user unknown" in text
