@@ -803,28 +803,58 @@ def test_the_summary_also_goes_to_stakeholders_when_configured(
             assert msg["Auto-Submitted"] is None
 
 
-def test_oversized_attachments_fail_before_sending(
+def _pdf_sizes(url: str) -> dict[str, tuple[int, int]]:
+    """Each approved document's PDF and annex sizes in bytes, by memo key."""
+    with db.session_scope(url) as s:
+        return {
+            v.memo.key: (len(v.pdf), len(v.annex_pdf or b""))
+            for v in memos.latest_versions(cycle_view(s))
+        }
+
+
+def test_documents_over_the_attachment_limit_fail_before_sending(
     year_url: str, tmp_path: Path, smtp: Callable[..., SmtpServer]
 ) -> None:
-    configure(year_url, max_attachment_mb=0.05)  # the summary (~70 kB) is over, memos not
+    sizes = _pdf_sizes(year_url)
+    smallest = min(pdf for pdf, _ in sizes.values())
+    configure(year_url, max_attachment_mb=(smallest - 1000) / 1024 / 1024)  # every one over
     server = smtp()
     result = run(year_url, tmp_path / "out", server.transport())
-    (problem,) = result.plan.problems
-    assert "koonti" in problem and "over the limit of 0.05 MB" in problem
-    assert "dispatch.max_attachment_mb" in problem
-    assert problem in result.failures()
-    assert len(server.received()) == 21  # the group memos went, the summary did not
-    assert all("koonti" not in (r.raw.decode(errors="ignore")) for r in server.received())
-    # A memo (~45 kB) fits, but not with its feedback annex: the memo goes alone, and the
-    # letter and the run's status say that the annex was left out.
-    assert len(result.plan.notes) == 6
+    assert len(result.plan.problems) == len(sizes)  # each document, named
+    assert any("koonti" in p for p in result.plan.problems)
+    assert all(
+        "over the limit of" in p and "dispatch.max_attachment_mb" in p for p in result.plan.problems
+    )
+    assert all(p in result.failures() for p in result.plan.problems)
+    assert server.received() == []  # nothing sent
+
+
+def test_a_memo_that_fits_only_without_its_annex_goes_alone_and_says_so(
+    year_url: str, tmp_path: Path, smtp: Callable[..., SmtpServer]
+) -> None:
+    sizes = _pdf_sizes(year_url)
+    largest = max(pdf for pdf, _ in sizes.values())
+    with_annex = min(pdf + annex for pdf, annex in sizes.values() if annex)
+    assert largest + 1000 < with_annex  # every PDF fits alone, no memo with its annex
+    configure(year_url, max_attachment_mb=(largest + 1000) / 1024 / 1024)
+    server = smtp()
+    result = run(year_url, tmp_path / "out", server.transport())
+    assert not result.plan.problems and not result.failures()
+    assert len(server.received()) == LETTERS
+    # The memo goes alone, and the letter and the run's status say the annex was left out.
+    assert len(result.plan.notes) == sum(1 for _, annex in sizes.values() if annex) == 6
     assert all("-liite.pdf" in n and "not attached" in n for n in result.plan.notes)
+    memo_letters = 0
     for received in server.received():
         msg = email.message_from_bytes(received.raw, policy=policy.strict)
         names = [p.get_filename() for p in msg.iter_attachments()]
         assert len(names) == 1 and names[0].endswith(".pdf") and "-liite" not in names[0]
+        if "koonti" in names[0]:
+            continue
+        memo_letters += 1
         text = msg.get_body(("plain",)).get_content()
         assert "liian suuri" in text and names[0].replace(".pdf", "-liite.pdf") in text
+    assert memo_letters == 21
 
 
 def test_a_new_approved_version_is_a_new_letter_that_replaces_the_old(
