@@ -29,6 +29,8 @@ from hytetu.replies import classify, diary_number
 from hytetu.simulate import SAMPLES, fill_sample, invitation_values, letter_values, run_ticks
 from hytetu.state import cycle_view
 
+pytest_plugins = ["dovecot", "graph_server", "ews_server"]  # the real servers' fixtures
+
 INVITED = "2025-10-10 07:00"  # invitations out, no reminder yet (the first is on 16.10.)
 DISPATCHED = "2025-12-22 07:00"  # every memo approved and sent to the registries
 SESSION = "2025-10-23-jamsa"
@@ -208,10 +210,11 @@ def test_diary_numbers_as_registries_write_them(text: str, number: str | None) -
 # --- the mailbox read into the database -----------------------------------------------------
 
 
-def test_rsvps_bounces_receipts_and_auto_replies_are_each_handled_once(
-    dispatched: str, tmp_path: Path
-) -> None:
-    url = dispatched
+def _mix(url: str) -> tuple[dict[str, bytes], list[str], list[db.OutgoingMessage]]:
+    """The mailbox after a year: RSVPs from Outlook, Google and Thunderbird, an
+    out-of-office, a person's reply, a bounce, a delay report and four registries' receipts
+    (MIX_COUNTS), about the dispatched year at ``url``. Returns the mails by file name, the
+    invitees of SESSION, and the first six memo letters."""
     people = _invitees(url)
     letters = _letters(url)
     bounced, delayed, *received = letters[:6]
@@ -247,16 +250,21 @@ def test_rsvps_bounces_receipts_and_auto_replies_are_each_handled_once(
             url, "receipt-registratur-sv.eml", received[3].id, "2025-12-22 09:00", "KRS 2026/118"
         ),
     }
+    return mails, people, letters[:6]
+
+
+MIX_COUNTS = {"rsvp": 4, "auto_reply": 1, "other": 1, "bounce": 1, "delayed": 1, "receipt": 4}
+
+
+def test_rsvps_bounces_receipts_and_auto_replies_are_each_handled_once(
+    dispatched: str, tmp_path: Path
+) -> None:
+    url = dispatched
+    mails, people, letters = _mix(url)
+    bounced, delayed, *received = letters
     reader = _reader(tmp_path, mails)
     report = read_mailbox(url, reader, _region_id(url))
-    assert dict(report.counts) == {
-        "rsvp": 4,
-        "auto_reply": 1,
-        "other": 1,
-        "bounce": 1,
-        "delayed": 1,
-        "receipt": 4,
-    }
+    assert dict(report.counts) == MIX_COUNTS
     assert not report.errors
     # Handled mail moved aside, never deleted; the human reply left where it was.
     assert sorted(p.name for p in (tmp_path / "inbox").glob("*.eml")) == ["06.eml"]
@@ -655,3 +663,61 @@ def test_a_bounced_summary_to_an_ngo_names_the_contacts_field_not_a_registry(
         text = bounce_message(view, letter)
     assert "stakeholders[keski-suomen-jarjestoverkosto].contacts[].email" in text
     assert "registry" not in text and "5.1.1 user unknown" in text
+
+
+# --- the same mix from the real servers: Dovecot, and the Graph and EWS endpoints --------
+
+
+@pytest.mark.parametrize("server", ["imap", "graph", "ews"])
+def test_the_mix_reads_the_same_from_dovecot_and_the_graph_and_ews_endpoints(
+    server: str, request: pytest.FixtureRequest, snapshots: dict[str, Path], tmp_path: Path
+) -> None:
+    """The year's mailbox delivered into Dovecot (IMAP APPEND), the local Graph endpoint
+    and the local EWS endpoint (both speak the wire format; Exchange cannot run here), read
+    through the reader the transport would use: every kind recognised as from the folder,
+    nothing handled twice on the next tick, nothing deleted."""
+    from ews_server import settings as ews_settings
+    from test_readers import MAILBOX, graph_reader, imap_reader
+
+    from hytetu.inbox import InboxSettings
+    from hytetu.readers_ews import EwsReader
+
+    url = copy_sqlite(snapshots["dispatched"], tmp_path / "hytetu.db")
+    mails, _, _ = _mix(url)
+    raws = [mails[name] for name in sorted(mails)]
+    if server == "imap":
+        dovecot = request.getfixturevalue("dovecot")
+        dovecot.append(raws)
+        reader = lambda: imap_reader(dovecot)  # noqa: E731
+        kept = lambda: sum(dovecot.counts().values())  # noqa: E731
+    elif server == "graph":
+        graph = request.getfixturevalue("graph_server")
+        for raw in raws:
+            graph.deliver(raw)
+        reader = lambda: graph_reader(graph, tmp_path)  # noqa: E731
+        kept = lambda: len(graph.in_folder("inbox"))  # noqa: E731
+    else:
+        request.getfixturevalue("secrets")
+        exchange, port = request.getfixturevalue("exchange")
+        for raw in raws:
+            exchange.deliver(raw)
+        reader = lambda: EwsReader(ews_settings(port, sender=MAILBOX), InboxSettings())  # noqa: E731
+        kept = lambda: len(exchange.in_folder("AAMk-inbox"))  # noqa: E731
+
+    first = reader()
+    try:
+        report = read_mailbox(url, first, _region_id(url))
+    finally:
+        first.close()
+    assert dict(report.counts) == MIX_COUNTS and not report.errors
+    with db.session_scope(url) as s:
+        rows = {r["state"] for r in report_rows(s, cycle_view(s).cycle.id)}
+        assert "bounced" in rows
+        assert s.scalar(select(func.count()).select_from(db.Rsvp)) == 4
+    second = reader()
+    try:
+        again = read_mailbox(url, second, _region_id(url))
+    finally:
+        second.close()
+    assert again.read == 0 and not again.errors  # the next tick handles nothing again
+    assert kept() == len(raws)  # nothing deleted

@@ -308,6 +308,8 @@ async def _deployment_slots(api: str, name: str) -> int:
 def _answer_in_the_ui(browser, base: str, run_id, choices: dict[int, tuple[str, str]]) -> None:
     """In Prefect's UI, as the coordinator does it: open the suspended run, press Resume,
     type a name, choose per memo (index in the form: (choice, comment)), submit."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(f"{base}/runs/flow-run/{run_id}")
     page.get_by_role("button", name="Resume").click()
@@ -322,7 +324,15 @@ def _answer_in_the_ui(browser, base: str, run_id, choices: dict[int, tuple[str, 
             boxes.nth(1 + index).fill(comment)
     page.screenshot(path=str(SHOTS / "approval-form.png"))
     dialog.get_by_role("button", name="Submit").click()
-    dialog.wait_for(state="detached", timeout=TIMEOUT * 1000)
+    try:
+        dialog.wait_for(state="detached", timeout=30_000)
+    except PlaywrightTimeout:
+        # Seen once on a loaded machine: the dialog stayed open with the form filled in.
+        # Keep what it showed, press Submit once more (a run that was already resumed
+        # refuses a second resume), and fail only if that does not close it either.
+        page.screenshot(path=str(SHOTS / "approval-form-still-open.png"))
+        dialog.get_by_role("button", name="Submit").click()
+        dialog.wait_for(state="detached", timeout=TIMEOUT * 1000)
     page.close()
 
 
