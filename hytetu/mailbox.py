@@ -376,7 +376,11 @@ def counts(s: Any, mailbox: str | None = None, cycle_id: int | None = None) -> d
     query = select(db.IncomingMessage.kind, func.count()).group_by(db.IncomingMessage.kind)
     if mailbox:
         query = query.where(db.IncomingMessage.mailbox == mailbox)
-    if cycle_id is not None:
-        query = query.join(db.OutgoingMessage).where(db.OutgoingMessage.cycle_id == cycle_id)
+    if cycle_id is not None:  # about its outbox rows, or an RSVP to one of its sessions
+        ours = select(db.OutgoingMessage.id).where(db.OutgoingMessage.cycle_id == cycle_id)
+        rsvps = select(db.Rsvp.incoming_message_id).where(db.Rsvp.cycle_id == cycle_id)
+        query = query.where(
+            db.IncomingMessage.outgoing_message_id.in_(ours) | db.IncomingMessage.id.in_(rsvps)
+        )
     found = dict(s.execute(query).all())
     return {k: int(found.get(k, 0)) for k in KINDS}

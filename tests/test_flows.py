@@ -82,6 +82,8 @@ def test_demo_runs_the_whole_cycle(
     assert result.output.count("attendance          2 accepted, 1 tentative, 1 declined") == 2
     assert "bounced letter" in result.output and "5.1.1" in result.output
     assert result.output.count("registry receipts   41 letters filed") == 2
+    # Each year's summary counts the answers to that year's mail, the RSVPs among them.
+    assert result.output.count("answers to this year's mail: rsvp 4, bounce 2, receipt 41") == 2
     assert "/00.01.00/2026" in result.output  # a diary number as the receipt gave it
 
     emls = list((out / "outbox").glob("*.eml"))
