@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from dovecot import PASSWORD, PASSWORD_ENV, Dovecot  # noqa: E402
-from graph_server import tls_files  # noqa: E402
+from dovecot import PASSWORD, PASSWORD_ENV, Dovecot, running_dovecot  # noqa: E402
 
 from hytetu.inbox import InboxSettings  # noqa: E402
 from hytetu.readers_imap import ImapAccount, ImapReader  # noqa: E402
@@ -66,12 +63,7 @@ def main() -> None:
     parser.add_argument("--security", default="none", choices=["none", "starttls", "tls"])
     args = parser.parse_args()
     os.environ[PASSWORD_ENV] = PASSWORD
-    folder = Path(tempfile.mkdtemp(prefix="hytetu-dovecot-bench-"))
-    cert, key = tls_files()
-    shutil.copy(cert, folder / "cert.pem")
-    shutil.copy(key, folder / "key.pem")
-    server = Dovecot(folder, folder / "cert.pem", folder / "key.pem").start()
-    try:
+    with running_dovecot() as server:
         batch = messages(args.messages)
         size = sum(len(m) for m in batch)
         results = []
@@ -93,9 +85,6 @@ def main() -> None:
             )
         print(f"  counts after: {server.counts()}")
         print(f"  load average: {os.getloadavg()}")
-    finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -67,7 +67,8 @@ def _compare(a: float | None, b: float | None, better: str) -> str | None:
     return "better" if (a < b) == (better == "lower") else "worse"
 
 
-def _indicators(view: CycleView) -> list[db.Indicator]:
+def cycle_indicators(view: CycleView) -> list[db.Indicator]:
+    """The cycle's indicators in cycle.yaml's order, with their values loaded."""
     return list(
         view.session.scalars(
             select(db.Indicator)
@@ -152,7 +153,7 @@ def group_panels(
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     w = _words(language)
     county_name = view.text(view.region.name, language) or w["county"]
-    for indicator in _indicators(view):
+    for indicator in cycle_indicators(view):
         if not indicator.cells:
             continue
         years, by_area = _series(indicator)
@@ -212,7 +213,7 @@ def summary_tables(view: CycleView, language: str) -> dict[str, list[dict[str, A
             select(db.Municipality).filter_by(region_id=view.region.id, active=True)
         )
     }
-    for indicator in _indicators(view):
+    for indicator in cycle_indicators(view):
         years, by_area = _series(indicator)
         if not years:
             continue

@@ -71,16 +71,10 @@ def _compilation(view: CycleView) -> tuple[db.Compilation | None, str]:
 def indicator_rows(view: CycleView) -> list[dict[str, Any]]:
     """The cycle's indicator values, one row per indicator, area and year (a missing
     value has no row). ``area`` is a municipality's key, ``county`` or ``country``."""
-    from sqlalchemy.orm import selectinload
+    from hytetu.indicator_report import cycle_indicators
 
     rows: list[dict[str, Any]] = []
-    indicators = view.session.scalars(
-        select(db.Indicator)
-        .filter_by(cycle_id=view.cycle.id)
-        .options(selectinload(db.Indicator.values))
-        .order_by(db.Indicator.position)
-    )
-    for ind in indicators:
+    for ind in cycle_indicators(view):
         for v in sorted(ind.values, key=lambda v: (v.area, v.year)):
             rows.append(
                 {

@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -186,16 +187,14 @@ service stats {{
             return {n: client.folder_status(n, [b"MESSAGES"])[b"MESSAGES"] for n in names}
 
 
-@pytest.fixture
-def dovecot(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dovecot]:
-    """A running Dovecot with an empty INBOX; the password in ``PASSWORD_ENV``."""
+@contextmanager
+def running_dovecot() -> Iterator[Dovecot]:
+    """A Dovecot with an empty INBOX in a temporary folder, stopped and removed after; the
+    caller puts the password in ``PASSWORD_ENV``."""
     from graph_server import tls_files  # a self-signed certificate for 127.0.0.1
 
-    if not Path(DOVECOT).exists():
-        pytest.skip("dovecot-imapd is not installed (.ci/debian-packages --test)")
-    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
-    # not under tmp_path: pytest makes its folders 0700, which Dovecot's users (under root)
-    # could not enter
+    # not under pytest's tmp_path: pytest makes its folders 0700, which Dovecot's users
+    # (under root) could not enter
     folder = Path(tempfile.mkdtemp(prefix="hytetu-dovecot-"))
     cert, key = tls_files()
     shutil.copy(cert, folder / "cert.pem")
@@ -206,3 +205,13 @@ def dovecot(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dovecot]:
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def dovecot(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dovecot]:
+    """A running Dovecot with an empty INBOX; the password in ``PASSWORD_ENV``."""
+    if not Path(DOVECOT).exists():
+        pytest.skip("dovecot-imapd is not installed (.ci/debian-packages --test)")
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    with running_dovecot() as server:
+        yield server

@@ -249,13 +249,9 @@ def test_imap_a_missing_folder_is_a_clear_error(dovecot: Any) -> None:
 
 def test_imap_reads_a_subfolder_with_a_finnish_name(dovecot: Any) -> None:
     dovecot.append(samples(), folder="Saapuneet/Hyte-vastaukset ÄÖ")
-    reader = imap_reader(dovecot, folder="Saapuneet/Hyte-vastaukset ÄÖ", handled_folder=HANDLED)
-    try:
-        mails = list(reader.fetch())
-        for mail in mails:
-            reader.mark_handled(mail.key)
-    finally:
-        reader.close()
+    mails = one_round(
+        imap_reader(dovecot, folder="Saapuneet/Hyte-vastaukset ÄÖ", handled_folder=HANDLED)
+    )
     assert len(mails) == len(samples())
     assert dovecot.counts()["Saapuneet/Hyte-vastaukset ÄÖ"] == 0
     assert dovecot.counts()[HANDLED] == len(samples())
@@ -311,8 +307,8 @@ def test_imap_reads_at_most_the_tick_cap_and_the_rest_next_time(
     assert sorted(m.raw for m in first + second) == sorted(p.read_bytes() for p in samples())
 
 
-def imap_round(server: Any, **inbox: Any) -> list[Any]:
-    reader = imap_reader(server, **inbox)
+def one_round(reader: Any) -> list[Any]:
+    """One tick of ``reader``: fetch everything, mark it handled, close."""
     try:
         mails = list(reader.fetch())
         for mail in mails:
@@ -320,6 +316,10 @@ def imap_round(server: Any, **inbox: Any) -> list[Any]:
         return mails
     finally:
         reader.close()
+
+
+def imap_round(server: Any, **inbox: Any) -> list[Any]:
+    return one_round(imap_reader(server, **inbox))
 
 
 def test_imap_on_a_server_without_keywords_needs_a_handled_folder(
@@ -422,15 +422,7 @@ def graph_reader(server: Any, tmp_path: Path, waits: list[float] | None = None, 
 
 
 def graph_round(server: Any, tmp_path: Path, **inbox: Any) -> list[Any]:
-    """One tick: fetch everything, mark it handled."""
-    reader = graph_reader(server, tmp_path, **inbox)
-    try:
-        mails = list(reader.fetch())
-        for mail in mails:
-            reader.mark_handled(mail.key)
-        return mails
-    finally:
-        reader.close()
+    return one_round(graph_reader(server, tmp_path, **inbox))
 
 
 def test_graph_reads_through_delta_pages_and_keeps_the_delta_link(
@@ -608,14 +600,7 @@ def test_make_reader_routes_graph_with_its_delta_link_in_the_database(
 def ews_round(port: int, **inbox: Any) -> list[Any]:
     from hytetu.readers_ews import EwsReader
 
-    reader = EwsReader(ews_settings(port, sender=MAILBOX), InboxSettings(**inbox))
-    try:
-        mails = list(reader.fetch())
-        for mail in mails:
-            reader.mark_handled(mail.key)
-        return mails
-    finally:
-        reader.close()
+    return one_round(EwsReader(ews_settings(port, sender=MAILBOX), InboxSettings(**inbox)))
 
 
 def test_ews_reads_the_mime_and_marks_by_category(exchange: Any, secrets: None) -> None:
