@@ -222,6 +222,12 @@ FOCUS = """() => { const e = document.activeElement, s = getComputedStyle(e);
   return [e.id || e.tagName.toLowerCase(), outline || s.boxShadow !== 'none']; }"""
 
 
+def _autofocused(page) -> None:
+    """Chromium applies ``autofocus`` at its next rendering update, not when the page has
+    loaded: wait (up to 5 s) until some element has the focus before reading which."""
+    page.wait_for_function("document.activeElement !== document.body", timeout=5000)
+
+
 def test_the_keyboard_reaches_every_field_in_order_sees_focus_and_lands_on_the_error(
     context, form
 ) -> None:
@@ -243,6 +249,7 @@ def test_the_keyboard_reaches_every_field_in_order_sees_focus_and_lands_on_the_e
     page.keyboard.type("hyte@jamsa")
     with page.expect_navigation():
         page.keyboard.press("Enter")
+    _autofocused(page)
     assert page.evaluate(FOCUS) == ["text", True]
     # Its summary's link moves the focus to the field.
     page.click("a[href='#email']")
@@ -251,6 +258,7 @@ def test_the_keyboard_reaches_every_field_in_order_sees_focus_and_lands_on_the_e
     page.fill("#text", "Liikuntapaikkojen esteettömyys")
     with page.expect_navigation():
         page.click("button[type=submit]")
+    _autofocused(page)
     assert page.evaluate(FOCUS)[0] == "email"
     # The receipt at 320 px: a long address in the quote wraps instead of overflowing.
     page.set_viewport_size({"width": 320, "height": 640})
