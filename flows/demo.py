@@ -57,6 +57,19 @@ def _api_configured() -> bool:
     return False
 
 
+#: Settings for a Prefect API server that one process uses and nobody watches live (the
+#: demo's, the test suite's). The services that record task runs and events from the
+#: client's event stream write to SQLite beside the API's own writes; the API then answers
+#: "database is locked" with a 503 and the client retries after 2 s, about once in ten
+#: sub-flow runs (two years of the demo: 75 s instead of 52). Without them the flow runs,
+#: their states, logs and artifacts are kept; task runs and events are not.
+LEAN_SERVER_ENV = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "false",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
+
+
 class TemporaryApi:
     """Prefect's API for one demo: the server Prefect would start itself when no
     PREFECT_API_URL is set (``SubprocessASGIServer``, the same command and settings), but
@@ -82,6 +95,7 @@ class TemporaryApi:
             "PREFECT_UI_ENABLED": "0",
             "PREFECT__SERVER_EPHEMERAL": "1",  # as Prefect's own: fewer services
             "PREFECT__SERVER_FINAL": "1",
+            **LEAN_SERVER_ENV,
         }
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
         return cls(process, port)

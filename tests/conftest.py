@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage
@@ -270,10 +270,28 @@ def own_year(year: tuple[str, Path], tmp_path: Path) -> Iterator[tuple[str, Path
 
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[None]:
-    """One real Prefect API (a temporary server) for the whole session."""
+    """One real Prefect API (a temporary server) for the whole session, lean as the
+    demo's (no task runs or events recorded: see ``flows.demo.LEAN_SERVER_ENV``)."""
+    with prefect_harness(lean=True):
+        yield
+
+
+@contextmanager
+def prefect_harness(*, lean: bool) -> Iterator[None]:
+    """Prefect's test harness (a real API server in a subprocess); ``lean`` starts it with
+    the demo's lean settings, else with every service a production server runs."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    from flows.demo import LEAN_SERVER_ENV
+
+    with ExitStack() as stack:
+        with pytest.MonkeyPatch.context() as env:  # the server process reads them at start
+            for name, value in LEAN_SERVER_ENV.items():
+                if lean:
+                    env.setenv(name, value)
+                else:
+                    env.delenv(name, raising=False)
+            stack.enter_context(prefect_test_harness(server_startup_timeout=120))
         yield
 
 

@@ -33,7 +33,7 @@ from urllib.parse import quote
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
-from conftest import EXAMPLE, helsinki
+from conftest import EXAMPLE, helsinki, prefect_harness
 from sqlalchemy import create_engine, inspect, select, text
 
 from hytetu import db
@@ -43,6 +43,15 @@ pytestmark = [
     # AUTH without TLS is what these tests do on purpose, on loopback
     pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS"),
 ]
+
+
+@pytest.fixture(scope="module")
+def prefect_api() -> Iterator[None]:
+    """An API with every service a production server runs, so that the task runs it
+    records are searched for secrets too (the suite's shared API is lean)."""
+    with prefect_harness(lean=False):
+        yield
+
 
 USER = "hyte"
 # Every environment variable the product reads a secret from (README: Mail transports;
@@ -324,6 +333,7 @@ def everything(
     haystack = files_under(tmp_path)
     haystack |= database_dump(f"sqlite:///{tmp_path / 'hytetu.db'}")
     haystack |= prefect_records()
+    assert haystack["prefect task runs"], "the API recorded no task runs to search"
     haystack["stdout"] = (out + printed).encode()
     haystack["stderr"] = err.encode()
     haystack["python logging"] = "\n".join(python_logs.lines).encode()
