@@ -26,7 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from hytetu import db, phases
 
@@ -246,14 +246,42 @@ def loaded_copy(loaded_once: Path, tmp_path: Path) -> Iterator[str]:
     db.dispose(url)
 
 
-@pytest.fixture(scope="module")
-def year(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """The example run through the year up to rendered drafts (shared in a module, read-only)."""
+@pytest.fixture(scope="session")
+def year_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example run through the year up to rendered drafts, once per test run: the
+    first worker to ask builds it (13 s), the others wait for it. Never changed: ``year``
+    gives each module a copy."""
+    from filelock import FileLock
+
     from hytetu.simulate import run_ticks
 
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, shared by its workers
+    base = root / "year-built"
+    with FileLock(root / "year-built.lock"):
+        if not (base / "built").exists():
+            shutil.rmtree(base, ignore_errors=True)
+            base.mkdir()
+            url = load_copy(base)
+            run_ticks(url, base / "out")
+            db.dispose(url)
+            (base / "built").touch()
+    return base
+
+
+@pytest.fixture(scope="module")
+def year(year_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The example run through the year up to rendered drafts (shared in a module, read
+    only): a copy of ``year_built``'s database, config and output, its cycle pointing at
+    the copied config."""
     base = tmp_path_factory.mktemp("year")
-    url = load_copy(base)
-    run_ticks(url, base / "out")
+    shutil.copytree(year_built / "config", base / "config")
+    shutil.copytree(year_built / "out", base / "out")
+    url = copy_sqlite(year_built / "hytetu.db", base / "hytetu.db")
+    with db.session_scope(url) as s:
+        for cycle in s.scalars(select(db.Cycle)):
+            cycle.config_folder = str((base / "config").resolve())
     yield url, base
     db.dispose(url)
 
